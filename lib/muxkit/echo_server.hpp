@@ -1,0 +1,73 @@
+// EchoServer: echoes every byte back to every client, multiplexed (select, poll, epoll, epoll-et)
+// or with one process per connection (fork).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "muxkit/address.hpp"
+#include "muxkit/error.hpp"
+#include "muxkit/event_loop.hpp"
+#include "muxkit/units.hpp"
+
+namespace muxkit {
+
+enum class ServerModel { select, poll, epoll, epoll_et, fork };
+
+std::string_view server_model_name(ServerModel m) noexcept;
+ServerModel parse_server_model(std::string_view text);  // throws UsageError
+
+struct EchoServerConfig {
+    std::vector<Address> addresses;
+    ServerModel model = ServerModel::epoll;
+    std::size_t buffer_size = 16 * 1024;  // bytes per read; also the per-connection backlog cap
+    std::uint64_t max_connections = 65536;
+    std::optional<Duration> idle_timeout;
+    std::optional<Duration> duration;
+    std::optional<Duration> stats_interval;
+    std::uint64_t max_clients = 0;  // 0: no limit
+    int backlog = 4096;
+};
+
+struct EchoServerStats {
+    std::uint64_t accepted = 0;  // connections served
+    std::uint64_t refused_max_connections = 0, refused_fd_setsize = 0, refused_emfile = 0, refused_fork_failed = 0;
+    std::uint64_t current = 0, peak = 0;
+    std::uint64_t finished = 0;  // served connections that have ended
+    std::uint64_t idle_closed = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    ErrorCounts errors;
+    double duration_s = 0;
+
+    std::uint64_t refused() const noexcept {
+        return refused_max_connections + refused_fd_setsize + refused_emfile + refused_fork_failed;
+    }
+};
+
+struct ConnectionEvent {
+    enum class Kind { opened, closed } kind;
+    std::uint64_t id;
+    std::string peer;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::string reason;  // closed: "eof", "idle", "stop", or an errno name
+};
+
+// How the server tells its caller what happens; the default does nothing.
+class EchoServerObserver {
+public:
+    virtual ~EchoServerObserver() = default;
+    virtual void on_listening(const std::string& address, ServerModel model) { (void)address, (void)model; }
+    virtual void on_stats(const EchoServerStats& stats) { (void)stats; }
+    // Only called when wants_connection_events() is true (it costs a getpeername per connection).
+    virtual bool wants_connection_events() const { return false; }
+    virtual void on_connection(const ConnectionEvent& event) { (void)event; }
+};
+
+// Runs until SIGINT/SIGTERM, the duration, or max_clients; returns the final counts.
+// Throws SystemError/RuntimeError when it cannot start (cannot listen, ...).
+EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer);
+
+}  // namespace muxkit

@@ -1,0 +1,206 @@
+// The fork echo server: one process per connection, as in the classic multi-process server.
+// Children report their counts through one pipe (one record per write, below PIPE_BUF: atomic).
+#include <cerrno>
+#include <csignal>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "muxkit/clock.hpp"
+#include "muxkit/echo_server_internal.hpp"
+#include "muxkit/io.hpp"
+#include "muxkit/signals.hpp"
+#include "muxkit/socket.hpp"
+
+namespace muxkit::detail {
+
+namespace {
+
+struct ChildReport {
+    std::int32_t pid;
+    std::int32_t error;  // errno that ended the connection, or 0
+    std::uint64_t bytes_in;
+    std::uint64_t bytes_out;
+    std::uint32_t idle_closed;
+    std::uint32_t reserved;
+};
+static_assert(sizeof(ChildReport) <= PIPE_BUF);
+
+// Waits for the socket; false on stop, idle timeout (sets idle) or error.
+bool wait_for(int fd, short events, int timeout_ms, bool& idle) {
+    for (;;) {
+        if (SignalPipe::stop_requested()) return false;
+        pollfd p{fd, events, 0};
+        int rc = ::poll(&p, 1, timeout_ms);
+        if (rc > 0) return true;
+        if (rc == 0) {
+            idle = true;
+            return false;
+        }
+        if (errno != EINTR) return false;
+    }
+}
+
+[[noreturn]] void serve_child(int fd, const EchoServerConfig& config, int report_fd) {
+    ChildReport rep{static_cast<std::int32_t>(::getpid()), 0, 0, 0, 0, 0};
+    const int timeout_ms = config.idle_timeout ? static_cast<int>(std::max<std::int64_t>(1, config.idle_timeout->count() / 1'000'000)) : -1;
+    std::vector<char> buf(std::max<std::size_t>(config.buffer_size, 1));
+    bool idle = false;
+    while (wait_for(fd, POLLIN, timeout_ms, idle)) {
+        IoResult r = read_some(fd, buf.data(), buf.size());
+        if (r.n == 0) break;
+        if (r.failed()) {
+            if (r.would_block()) continue;
+            rep.error = r.err;
+            break;
+        }
+        rep.bytes_in += r.n;
+        std::size_t off = 0;
+        while (off < static_cast<std::size_t>(r.n)) {
+            IoResult w = send_some(fd, buf.data() + off, r.n - off);
+            if (w.failed()) {
+                if (w.would_block() && wait_for(fd, POLLOUT, timeout_ms, idle)) continue;
+                if (!w.would_block()) rep.error = w.err;
+                goto done;
+            }
+            off += w.n;
+            rep.bytes_out += w.n;
+        }
+    }
+done:
+    rep.idle_closed = idle ? 1 : 0;
+    ::close(fd);
+    write_all(report_fd, &rep, sizeof rep);
+    ::_exit(0);
+}
+
+}  // namespace
+
+EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserver& observer) {
+    SignalPipe& signals = SignalPipe::install();
+    std::vector<Listener> listeners = open_listeners(config, observer);
+    int pfd[2];
+    if (::pipe2(pfd, O_CLOEXEC) != 0) throw_errno("cannot create the report pipe");
+    Fd report_read(pfd[0]), report_write(pfd[1]);
+    set_nonblocking(report_read.get());
+
+    auto loop = EventLoop::create(Model::poll);
+    loop->add(signals.fd(), kReadable);
+    loop->add(report_read.get(), kReadable);
+    for (auto& l : listeners) loop->add(l.fd.get(), kReadable);
+
+    EchoServerStats stats;
+    std::unordered_map<pid_t, std::uint64_t> live;  // pid -> connection id
+    std::uint64_t next_id = 0;
+    const std::int64_t start = now_ns();
+    std::optional<std::int64_t> end;
+    if (config.duration) end = start + config.duration->count();
+    std::optional<std::int64_t> next_stats;
+    if (config.stats_interval) next_stats = start + config.stats_interval->count();
+    bool stop = false;
+
+    auto snapshot = [&] {
+        stats.current = live.size();
+        stats.duration_s = static_cast<double>(now_ns() - start) / 1e9;
+        return stats;
+    };
+    auto read_reports = [&] {
+        ChildReport rep;
+        for (;;) {
+            ssize_t n = read_full(report_read.get(), &rep, sizeof rep);
+            if (n != static_cast<ssize_t>(sizeof rep)) return;  // EAGAIN or EOF; records are whole
+            stats.bytes_in += rep.bytes_in;
+            stats.bytes_out += rep.bytes_out;
+            stats.idle_closed += rep.idle_closed;
+            if (rep.error) stats.errors.add(rep.error);
+        }
+    };
+    auto reap = [&](int options) {
+        int status;
+        for (;;) {
+            pid_t pid = ::waitpid(-1, &status, options);
+            if (pid > 0) {
+                if (live.erase(pid)) ++stats.finished;
+                continue;
+            }
+            if (pid < 0 && errno == EINTR) continue;
+            break;  // 0: none has ended yet; ECHILD: none left
+        }
+        if (config.max_clients && stats.finished >= config.max_clients) stop = true;
+    };
+    auto accept_all = [&](int lfd) {
+        for (int i = 0; i < 64; ++i) {
+            Accepted a = accept_connection(lfd);
+            if (a.err == EAGAIN) return;
+            if (a.err) {
+                stats.errors.add(a.err);
+                if (a.err == EMFILE || a.err == ENFILE) ++stats.refused_emfile;
+                return;
+            }
+            if (live.size() >= config.max_connections) {
+                ++stats.refused_max_connections;
+                continue;
+            }
+            set_nodelay(a.fd.get());
+            pid_t pid = ::fork();
+            if (pid < 0) {
+                stats.errors.add(errno);
+                ++stats.refused_fork_failed;
+                continue;
+            }
+            if (pid == 0) {
+                SignalPipe::reset_in_child();
+                for (auto& l : listeners) ::close(l.fd.get());
+                ::close(report_read.get());
+                serve_child(a.fd.get(), config, report_write.get());
+            }
+            live.emplace(pid, ++next_id);
+            ++stats.accepted;
+            stats.peak = std::max<std::uint64_t>(stats.peak, live.size());
+        }
+    };
+
+    while (!stop) {
+        std::optional<std::int64_t> deadline = end;
+        if (next_stats && (!deadline || *next_stats < *deadline)) deadline = next_stats;
+        for (const Event& ev : loop->wait(deadline)) {
+            if (ev.fd == signals.fd()) {
+                SignalFlags f = signals.drain();
+                if (f.child) reap(WNOHANG);
+                if (f.stats) observer.on_stats(snapshot());
+                if (f.stop) stop = true;
+            } else if (ev.fd == report_read.get()) {
+                read_reports();
+            } else if (!stop) {
+                accept_all(ev.fd);
+            }
+        }
+        std::int64_t now = now_ns();
+        if (end && now >= *end) stop = true;
+        if (next_stats && now >= *next_stats) {
+            observer.on_stats(snapshot());
+            *next_stats += config.stats_interval->count();
+        }
+    }
+
+    // Stop: end every child, give them a moment to report, then make sure.
+    for (auto& [pid, id] : live) ::kill(pid, SIGTERM);
+    const std::int64_t grace_end = now_ns() + 2'000'000'000;
+    while (!live.empty() && now_ns() < grace_end) {
+        read_reports();
+        reap(WNOHANG);
+        if (!live.empty()) ::usleep(2000);
+    }
+    for (auto& [pid, id] : live) ::kill(pid, SIGKILL);
+    reap(0);
+    report_write.reset();
+    set_nonblocking(report_read.get(), false);
+    read_reports();  // every child is gone and the write end closed: reads until EOF
+    remove_unix_sockets(listeners);
+    return snapshot();
+}
+
+}  // namespace muxkit::detail

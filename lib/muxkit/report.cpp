@@ -1,0 +1,103 @@
+#include "muxkit/report.hpp"
+
+#include <climits>
+#include <cmath>
+#include <fstream>
+
+#include <sys/resource.h>
+#include <sys/utsname.h>
+
+#include <fmt/format.h>
+
+namespace muxkit {
+
+namespace {
+
+Json sanitize(const Json& j) {
+    if (j.is_number_float()) return number_or_null(j.get<double>());
+    if (j.is_object()) {
+        Json out = Json::object();
+        for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = sanitize(it.value());
+        return out;
+    }
+    if (j.is_array()) {
+        Json out = Json::array();
+        for (const auto& v : j) out.push_back(sanitize(v));
+        return out;
+    }
+    return j;
+}
+
+std::string scalar_text(const Json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_null()) return "n/a";
+    if (v.is_number_float()) {
+        double d = v.get<double>();
+        if (!std::isfinite(d)) return "n/a";
+        return fmt::format("{:.6g}", d);
+    }
+    return v.dump();
+}
+
+void flatten(const Json& obj, const std::string& prefix, std::string& out) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+        std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+        if (it.value().is_object()) {
+            if (it.value().empty()) continue;
+            flatten(it.value(), key, out);
+        } else {
+            if (!out.empty()) out += ' ';
+            out += key + "=" + scalar_text(it.value());
+        }
+    }
+}
+
+long read_proc_number(const char* path) {
+    std::ifstream in(path);
+    long v = -1;
+    if (in >> v) return v;
+    return -1;
+}
+
+}  // namespace
+
+Json number_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
+
+std::string render_json(const Json& object) { return sanitize(object).dump(); }
+
+std::string render_text(const Json& object) {
+    std::string out;
+    for (auto it = object.begin(); it != object.end(); ++it) {
+        if (it.key() == "type") continue;
+        const Json& v = it.value();
+        std::string line;
+        if (v.is_object()) flatten(v, "", line);
+        else if (v.is_array()) {
+            for (const auto& e : v) {
+                if (!line.empty()) line += ", ";
+                line += e.is_object() ? e.dump() : scalar_text(e);
+            }
+        } else line = scalar_text(v);
+        out += fmt::format("{:<12} {}\n", it.key() + ":", line);
+    }
+    return out;
+}
+
+Json environment_info() {
+    Json env = Json::object();
+    utsname u{};
+    env["kernel"] = ::uname(&u) == 0 ? std::string(u.release) : std::string("unknown");
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    auto lim = [](rlim_t v) { return v == RLIM_INFINITY ? Json(nullptr) : Json(static_cast<std::uint64_t>(v)); };
+    env["nofile_soft"] = lim(rl.rlim_cur);
+    env["nofile_hard"] = lim(rl.rlim_max);
+    long somaxconn = read_proc_number("/proc/sys/net/core/somaxconn");
+    env["somaxconn"] = somaxconn >= 0 ? Json(somaxconn) : Json(nullptr);
+    long pipe_max = read_proc_number("/proc/sys/fs/pipe-max-size");
+    env["pipe_max_size"] = pipe_max >= 0 ? Json(pipe_max) : Json(nullptr);
+    env["pipe_buf"] = PIPE_BUF;
+    return env;
+}
+
+}  // namespace muxkit

@@ -1,0 +1,23 @@
+// Report: results as plain JSON data, and the only two output shapers (JSON Lines and text).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace muxkit {
+
+using Json = nlohmann::ordered_json;
+
+// One compact JSON line (no newline). NaN and infinities become null.
+std::string render_json(const Json& object);
+// Human text: "key: value" lines; nested objects become "key: a=1 b=2"; "type" is left out.
+std::string render_text(const Json& object);
+
+// {"kernel":..,"nofile_soft":..,"nofile_hard":..,"somaxconn":..,"pipe_max_size":..,"pipe_buf":..}
+Json environment_info();
+
+// A duration or rate that may be unknown: null rather than NaN.
+Json number_or_null(double value);
+
+}  // namespace muxkit

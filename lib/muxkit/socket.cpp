@@ -1,0 +1,98 @@
+#include "muxkit/socket.hpp"
+
+#include <cerrno>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "muxkit/error.hpp"
+
+namespace muxkit {
+
+namespace {
+
+// A Unix socket path that exists but refuses connections is left over from a dead server.
+void remove_stale_unix_socket(const Endpoint& endpoint) {
+    auto un = reinterpret_cast<const sockaddr_un*>(&endpoint.storage);
+    struct stat st;
+    if (::lstat(un->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), endpoint.sa(), endpoint.length) != 0 && errno == ECONNREFUSED)
+        ::unlink(un->sun_path);
+}
+
+}  // namespace
+
+Fd listen_on(const Endpoint& endpoint, int backlog) {
+    const std::string where = "cannot listen on " + endpoint.to_string();
+    Fd fd(::socket(endpoint.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throw_errno(where);
+    int one = 1;
+    if (endpoint.family() != AF_UNIX) {
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (endpoint.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    } else {
+        remove_stale_unix_socket(endpoint);
+    }
+    if (::bind(fd.get(), endpoint.sa(), endpoint.length) != 0) throw_errno(where);
+    if (::listen(fd.get(), backlog) != 0) throw_errno(where);
+    return fd;
+}
+
+Accepted accept_connection(int listen_fd) noexcept {
+    for (;;) {
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) return {Fd(fd), 0};
+        if (errno != EINTR) return {Fd(), errno};
+    }
+}
+
+Connecting connect_nonblocking(const Endpoint& endpoint) noexcept {
+    Connecting c;
+    c.fd = Fd(::socket(endpoint.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!c.fd) {
+        c.err = errno;
+        return c;
+    }
+    set_nodelay(c.fd.get());
+    if (::connect(c.fd.get(), endpoint.sa(), endpoint.length) == 0) return c;
+    if (errno == EINPROGRESS || errno == EINTR) {
+        c.in_progress = true;
+        return c;
+    }
+    c.err = errno;
+    c.fd.reset();
+    return c;
+}
+
+int socket_error(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
+Endpoint local_endpoint(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("getsockname");
+    return Endpoint::from(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+Endpoint peer_endpoint(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("getpeername");
+    return Endpoint::from(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+void set_nodelay(int fd) noexcept {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on Unix sockets
+}
+
+}  // namespace muxkit

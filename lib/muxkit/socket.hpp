@@ -1,0 +1,32 @@
+// Sockets: listening and connecting, non-blocking and close-on-exec from the start.
+#pragma once
+
+#include "muxkit/address.hpp"
+#include "muxkit/fd.hpp"
+
+namespace muxkit {
+
+// Binds and listens (SO_REUSEADDR; IPV6_V6ONLY so [::] and 0.0.0.0 can both be bound; a stale
+// Unix socket file nobody listens on is replaced). Throws SystemError "cannot listen on ADDR: why".
+Fd listen_on(const Endpoint& endpoint, int backlog);
+
+struct Accepted {
+    Fd fd;
+    int err = 0;  // EAGAIN when nothing is pending, EMFILE, ECONNABORTED, ...
+};
+// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; EINTR retried.
+Accepted accept_connection(int listen_fd) noexcept;
+
+struct Connecting {
+    Fd fd;
+    int err = 0;              // errno of socket() or connect(), when it failed at once
+    bool in_progress = false;  // EINPROGRESS: wait for writability, then read socket_error()
+};
+Connecting connect_nonblocking(const Endpoint& endpoint) noexcept;
+
+int socket_error(int fd) noexcept;  // SO_ERROR: the outcome of a non-blocking connect
+Endpoint local_endpoint(int fd);
+Endpoint peer_endpoint(int fd);
+void set_nodelay(int fd) noexcept;  // TCP_NODELAY on TCP sockets; nothing on others
+
+}  // namespace muxkit

@@ -1,0 +1,30 @@
+// Parsing and formatting of the sizes ("4K"), durations ("250ms") and counts users type.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace muxkit {
+
+using Duration = std::chrono::nanoseconds;
+
+// Bytes with an optional binary suffix K, M, G (or KiB, MiB, GiB; any case): "4K" is 4096.
+std::uint64_t parse_size(std::string_view text);
+// "250us", "500ms", "5s", "2m", "1h"; a bare number is seconds (fractions allowed).
+Duration parse_duration(std::string_view text);
+// A whole number in [min, max]; what names the value in the error message.
+std::uint64_t parse_count(std::string_view text, std::string_view what, std::uint64_t min = 0,
+                          std::uint64_t max = UINT64_MAX);
+// A positive rate per second, fractions allowed.
+double parse_rate(std::string_view text, std::string_view what);
+// Comma-separated list of sizes: "4K,64K,1M".
+std::vector<std::uint64_t> parse_size_list(std::string_view text);
+
+std::string format_duration(Duration d);       // "1.5s", "250ms", "12us"
+std::string format_bytes(std::uint64_t bytes);  // "1.5 MiB"
+double to_seconds(Duration d);
+
+}  // namespace muxkit

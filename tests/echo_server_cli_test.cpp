@@ -1,0 +1,416 @@
+#define BOOST_TEST_MODULE echo_server_cli
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "support/test_support.hpp"
+
+using namespace muxkit;
+using namespace muxkit::test;
+namespace bdata = boost::unit_test::data;
+
+namespace {
+
+const char* kModels[] = {"select", "poll", "epoll", "epoll-et", "fork"};
+
+// Writes payload in random chunk sizes while a thread reads the echo; returns what came back.
+std::string echo_concurrently(const std::string& address, const std::string& payload, std::uint32_t seed) {
+    Fd fd = connect_to(address);
+    std::string got;
+    std::thread reader([&] { got = recv_exact(fd.get(), payload.size(), 60s); });
+    std::mt19937 rng(seed);
+    std::size_t off = 0;
+    while (off < payload.size()) {
+        std::size_t n = std::min<std::size_t>(payload.size() - off, 1 + rng() % 70000);
+        send_all(fd.get(), payload.substr(off, n));
+        off += n;
+    }
+    reader.join();
+    return got;
+}
+
+std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
+    std::vector<pid_t> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::string name = e.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(e.path() / "stat");
+        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto close = content.rfind(')');
+        if (close == std::string::npos) continue;
+        char state;
+        int ppid;
+        if (std::sscanf(content.c_str() + close + 2, "%c %d", &state, &ppid) != 2) continue;
+        if (ppid == parent && (!zombies_only || state == 'Z')) out.push_back(std::stoi(name));
+    }
+    return out;
+}
+
+void raise_own_fd_limit(std::uint64_t n) { raise_fd_limit(n); }
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(echoes_a_multi_mib_payload_exactly_in_random_chunks, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--buffer-size", "4K"});
+    std::string payload = random_bytes(3 * 1024 * 1024 + 17, 1);
+    std::string got = echo_concurrently(server.address(), payload, 2);
+    BOOST_TEST(got.size() == payload.size());
+    BOOST_TEST((got == payload));
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0);
+    Json s = summary_of(r);
+    BOOST_TEST(s["model"].get<std::string>() == model);
+    BOOST_TEST(s["bytes"]["in"].get<std::uint64_t>() == payload.size());
+    BOOST_TEST(s["bytes"]["out"].get<std::uint64_t>() == payload.size());
+    BOOST_TEST(s["connections"]["accepted"].get<int>() == 1);
+}
+
+BOOST_DATA_TEST_CASE(serves_two_hundred_concurrent_clients, bdata::make(kModels), model) {
+    raise_own_fd_limit(4096);
+    EchoServer server({"-m", model});
+    std::vector<Fd> clients;
+    for (int i = 0; i < 200; ++i) clients.push_back(connect_to(server.address()));
+    for (int i = 0; i < 200; ++i) send_all(clients[i].get(), fmt::format("client {} says hello\n", i));
+    for (int i = 0; i < 200; ++i) {
+        std::string want = fmt::format("client {} says hello\n", i);
+        BOOST_TEST(recv_exact(clients[i].get(), want.size()) == want);
+    }
+    clients.clear();
+    RunResult r = server.stop();
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() == 200);
+    BOOST_TEST(s["connections"]["peak"].get<int>() >= 100);
+    BOOST_TEST(s["connections"]["refused"].get<int>() == 0);
+}
+
+BOOST_DATA_TEST_CASE(half_closed_client_still_gets_the_whole_echo, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--buffer-size", "1K"});
+    Fd fd = connect_to(server.address());
+    std::string payload = random_bytes(200000, 3);
+    std::thread writer([&] {
+        send_all(fd.get(), payload);
+        ::shutdown(fd.get(), SHUT_WR);
+    });
+    std::string got = recv_until_eof(fd.get(), 30s);  // EOF: the server closed after the echo
+    writer.join();
+    BOOST_TEST((got == payload));
+    Json s = summary_of(server.stop());
+    BOOST_TEST(s["connections"]["current"].get<int>() == 0);
+}
+
+BOOST_DATA_TEST_CASE(client_that_never_reads_cannot_grow_server_memory, bdata::make({"epoll", "select", "epoll-et"}), model) {
+    EchoServer server({"-m", model});
+    Fd fd = connect_to(server.address());
+    int small = 4096;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    std::uint64_t rss_before = rss_bytes(server.process().pid());
+    std::string chunk(64 * 1024, 'x');
+    std::uint64_t sent = 0;
+    // Send for a while without reading: the kernel buffers fill, then the server must stop reading.
+    for (int i = 0; i < 2000 && sent < 256u * 1024 * 1024; ++i) {
+        pollfd p{fd.get(), POLLOUT, 0};
+        if (::poll(&p, 1, 50) <= 0) break;  // the server stopped reading: backpressure reached us
+        ssize_t n = ::send(fd.get(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) sent += static_cast<std::uint64_t>(n);
+    }
+    std::uint64_t rss_after = rss_bytes(server.process().pid());
+    BOOST_TEST(sent < 64u * 1024 * 1024, "sent " << sent << " bytes without the server pushing back");
+    BOOST_TEST(rss_after < rss_before + 8u * 1024 * 1024, "rss grew from " << rss_before << " to " << rss_after);
+    // The server is still healthy for others.
+    Fd other = connect_to(server.address());
+    send_all(other.get(), "ping");
+    BOOST_TEST(recv_exact(other.get(), 4) == "ping");
+    fd.reset();
+    BOOST_TEST(server.stop().exit_code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(select_refuses_connections_past_fd_setsize_and_keeps_serving) {
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 2400) {
+        BOOST_TEST_MESSAGE("hard RLIMIT_NOFILE too low for this test");
+        return;
+    }
+    raise_own_fd_limit(2400);
+    SpawnOptions opts;
+    opts.in_child = [] {
+        rlimit r{2048, 2048};
+        ::setrlimit(RLIMIT_NOFILE, &r);
+    };
+    EchoServer server({"-m", "select"}, opts);
+    std::vector<Fd> clients;
+    for (int i = 0; i < 1100; ++i) clients.push_back(connect_to(server.address()));
+    ::usleep(300000);
+    // Early clients still echo.
+    for (int i = 0; i < 20; ++i) {
+        send_all(clients[i].get(), "still here");
+        BOOST_TEST(recv_exact(clients[i].get(), 10) == "still here");
+    }
+    BOOST_TEST(server.process().running());
+    clients.clear();
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0);
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["refused_by"]["fd_setsize"].get<int>() > 0);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() + s["connections"]["refused"].get<int>() == 1100);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() < 1024);
+}
+
+BOOST_DATA_TEST_CASE(clients_that_reset_mid_echo_are_counted_and_harmless, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--buffer-size", "1K"});
+    for (int i = 0; i < 20; ++i) {
+        Fd fd = connect_to(server.address());
+        int small = 2048;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        std::string junk(300000, 'r');
+        ::send(fd.get(), junk.data(), junk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        linger lg{1, 0};  // close with RST while the echo is in flight
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    ::usleep(200000);
+    Fd fd = connect_to(server.address());
+    send_all(fd.get(), "alive?");
+    BOOST_TEST(recv_exact(fd.get(), 6) == "alive?");
+    fd.reset();
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0);
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() == 21);
+    BOOST_TEST(s["errors"]["ECONNRESET"].get<int>() > 0);
+}
+
+BOOST_DATA_TEST_CASE(descriptor_exhaustion_does_not_spin, bdata::make({"epoll", "poll", "select"}), model) {
+    SpawnOptions opts;
+    opts.in_child = [] {
+        rlimit r{24, 24};
+        ::setrlimit(RLIMIT_NOFILE, &r);
+    };
+    EchoServer server({"-m", model}, opts);
+    std::vector<Fd> clients;
+    for (int i = 0; i < 60; ++i) clients.push_back(connect_to(server.address()));
+    ::usleep(300000);
+    double cpu_before = cpu_seconds(server.process().pid());
+    ::usleep(1000000);
+    double cpu_used = cpu_seconds(server.process().pid()) - cpu_before;
+    BOOST_TEST(cpu_used < 0.2, "the server used " << cpu_used << " s of CPU in 1 s while out of descriptors");
+    // The first clients are served.
+    send_all(clients[0].get(), "first");
+    BOOST_TEST(recv_exact(clients[0].get(), 5) == "first");
+    clients.clear();
+    RunResult r = server.stop();
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["refused_by"]["emfile"].get<int>() > 0);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() + s["connections"]["refused"].get<int>() == 60);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_exits_2_with_one_error_line_and_nothing_on_stdout) {
+    std::vector<std::vector<std::string>> cases = {
+        {"echo-server", "--model", "kqueue"},
+        {"echo-server", "--buffer-size", "12Q"},
+        {"echo-server", "--buffer-size", "0"},
+        {"echo-server", "--duration", "soon"},
+        {"echo-server", "--idle-timeout", "-1s"},
+        {"echo-server", "--no-such-option"},
+        {"echo-server", "host-without-port"},
+        {"echo-server", "127.0.0.1:70000"},
+        {"echo-server", "--max-connections", "0"},
+        {"echo-server", "--max-connections", "many"},
+        {"no-such-subcommand"},
+    };
+    for (auto& args : cases) {
+        RunResult r = run_muxkit(args);
+        BOOST_TEST(r.exit_code == 2, fmt::format("{}", fmt::join(args, " ")));
+        BOOST_TEST(r.out.empty(), fmt::format("{}: stdout '{}'", fmt::join(args, " "), r.out));
+        auto lines = r.err_lines();
+        BOOST_REQUIRE(!lines.empty());
+        BOOST_TEST(lines.front().find("error: ") != std::string::npos, lines.front());
+        BOOST_TEST(lines.size() <= 2u, r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(usage_error_under_json_is_also_a_json_error_object) {
+    RunResult r = run_muxkit({"echo-server", "--json", "--buffer-size", "12Q"});
+    BOOST_TEST(r.exit_code == 2);
+    auto lines = r.json_lines();
+    BOOST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0]["type"].get<std::string>() == "error");
+    BOOST_TEST(lines[0]["exit"].get<int>() == 2);
+    BOOST_TEST(lines[0]["message"].get<std::string>().find("12Q") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(port_in_use_exits_3_naming_the_address) {
+    EchoServer first({});
+    RunResult r = run_muxkit({"echo-server", first.address()});
+    BOOST_TEST(r.exit_code == 3);
+    BOOST_TEST(r.out.empty());
+    BOOST_TEST(r.err.find("cannot listen on " + first.address() + ": Address already in use") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(listens_on_ipv4_ipv6_and_unix_at_once) {
+    std::string path = fmt::format("/tmp/muxkit-test-{}.sock", ::getpid());
+    EchoServer server({"127.0.0.1:0", "[::1]:0", "unix:" + path}, {}, 3);
+    BOOST_TEST(server.address(0).starts_with("127.0.0.1:"));
+    BOOST_TEST(server.address(1).starts_with("[::1]:"));
+    BOOST_TEST(server.address(2) == "unix:" + path);
+    for (int i = 0; i < 3; ++i) {
+        Fd fd = connect_to(server.address(i));
+        send_all(fd.get(), "abc");
+        BOOST_TEST(recv_exact(fd.get(), 3) == "abc");
+    }
+    BOOST_TEST(server.stop().exit_code == 0);
+    BOOST_TEST(!std::filesystem::exists(path));
+}
+
+BOOST_AUTO_TEST_CASE(text_listening_line_names_the_real_port_and_model) {
+    Child c({"echo-server", "127.0.0.1:0", "-m", "poll"});
+    std::string line = c.read_line();
+    BOOST_TEST(line.starts_with("listening on 127.0.0.1:"));
+    BOOST_TEST(line.find(":0 ") == std::string::npos);
+    BOOST_TEST(line.ends_with("(model poll)"));
+    c.signal(SIGINT);
+    RunResult r = c.wait();
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find("accepted=0") != std::string::npos, r.out);
+}
+
+BOOST_DATA_TEST_CASE(max_connections_refuses_and_counts_the_rest, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--max-connections", "3"});
+    std::vector<Fd> clients;
+    for (int i = 0; i < 3; ++i) {
+        clients.push_back(connect_to(server.address()));
+        send_all(clients.back().get(), "x");
+        BOOST_TEST(recv_exact(clients.back().get(), 1) == "x");
+    }
+    Fd extra = connect_to(server.address());
+    BOOST_TEST(recv_until_eof(extra.get(), 5s).empty());  // closed at once
+    clients.clear();
+    Json s = summary_of(server.stop());
+    BOOST_TEST(s["connections"]["accepted"].get<int>() == 3);
+    BOOST_TEST(s["connections"]["refused_by"]["max_connections"].get<int>() == 1);
+    BOOST_TEST(s["connections"]["refused"].get<int>() == 1);
+}
+
+BOOST_DATA_TEST_CASE(idle_timeout_closes_silent_connections, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--idle-timeout", "200ms"});
+    Fd fd = connect_to(server.address());
+    send_all(fd.get(), "hi");
+    BOOST_TEST(recv_exact(fd.get(), 2) == "hi");
+    auto start = std::chrono::steady_clock::now();
+    BOOST_TEST(recv_until_eof(fd.get(), 5s).empty());
+    BOOST_CHECK(std::chrono::steady_clock::now() - start < 3s);
+    Json s = summary_of(server.stop());
+    BOOST_TEST(s["connections"]["idle_closed"].get<int>() == 1);
+}
+
+BOOST_DATA_TEST_CASE(max_clients_ends_the_run_with_exit_0, bdata::make(kModels), model) {
+    EchoServer server({"-m", model, "--max-clients", "2"});
+    for (int i = 0; i < 2; ++i) {
+        Fd fd = connect_to(server.address());
+        send_all(fd.get(), "bye");
+        BOOST_TEST(recv_exact(fd.get(), 3) == "bye");
+    }
+    RunResult r = server.process().wait(10s);
+    BOOST_TEST(!r.timed_out);
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(summary_of(r)["connections"]["accepted"].get<int>() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(duration_ends_the_run_on_time) {
+    auto start = std::chrono::steady_clock::now();
+    RunResult r = run_muxkit({"echo-server", "127.0.0.1:0", "--duration", "300ms", "--json"}, {}, 10s);
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_CHECK(took >= 300ms);
+    BOOST_CHECK(took < 3s);
+    Json s = summary_of(r);
+    BOOST_TEST(s["duration_s"].get<double>() >= 0.3);
+    BOOST_TEST(s["schema_version"].get<int>() == 1);
+    BOOST_TEST(s["environment"]["pipe_buf"].get<int>() == 4096);
+}
+
+BOOST_DATA_TEST_CASE(stats_interval_and_sigusr1_print_stats, bdata::make({"epoll", "fork"}), model) {
+    EchoServer server({"-m", model, "--stats-interval", "100ms"});
+    Json j = Json::parse(server.process().read_line());
+    BOOST_TEST(j["type"].get<std::string>() == "stats");
+    BOOST_TEST(j.contains("connections"));
+    server.process().signal(SIGUSR1);
+    Json k = Json::parse(server.process().read_line());
+    BOOST_TEST(k["type"].get<std::string>() == "stats");
+    BOOST_TEST(server.stop().exit_code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(verbose_json_reports_each_connection) {
+    EchoServer server({"-v"});
+    {
+        Fd fd = connect_to(server.address());
+        send_all(fd.get(), "12345");
+        BOOST_TEST(recv_exact(fd.get(), 5) == "12345");
+    }
+    ::usleep(100000);
+    auto lines = server.stop().json_lines();
+    int opened = 0, closed = 0;
+    for (auto& l : lines) {
+        if (l["type"] != "connection") continue;
+        if (l["event"] == "opened") ++opened;
+        if (l["event"] == "closed") {
+            ++closed;
+            BOOST_TEST(l["bytes_in"].get<int>() == 5);
+            BOOST_TEST(l["reason"].get<std::string>() == "eof");
+            BOOST_TEST(l["peer"].get<std::string>().starts_with("127.0.0.1:"));
+        }
+    }
+    BOOST_TEST(opened == 1);
+    BOOST_TEST(closed == 1);
+}
+
+BOOST_AUTO_TEST_CASE(fork_model_reaps_children_and_a_stop_ends_them_all) {
+    EchoServer server({"-m", "fork"});
+    pid_t pid = server.process().pid();
+    for (int i = 0; i < 5; ++i) {
+        Fd fd = connect_to(server.address());
+        send_all(fd.get(), "z");
+        BOOST_TEST(recv_exact(fd.get(), 1) == "z");
+    }
+    ::usleep(300000);
+    BOOST_TEST(children_of(pid, true).empty(), "zombies left behind");
+    std::vector<Fd> open;
+    for (int i = 0; i < 4; ++i) {
+        open.push_back(connect_to(server.address()));
+        send_all(open.back().get(), "y");
+        BOOST_TEST(recv_exact(open.back().get(), 1) == "y");
+    }
+    auto kids = children_of(pid, false);
+    BOOST_TEST(kids.size() == 4u);
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0);
+    for (pid_t k : kids) BOOST_TEST(::kill(k, 0) != 0, "child " << k << " outlived the server");
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["accepted"].get<int>() == 9);
+    BOOST_TEST(s["connections"]["peak"].get<int>() == 4);
+    BOOST_TEST(s["bytes"]["in"].get<int>() == 9);
+    BOOST_TEST(s["bytes"]["out"].get<int>() == 9);
+}
+
+BOOST_AUTO_TEST_CASE(help_and_version_go_to_stdout_with_exit_0) {
+    RunResult h = run_muxkit({"--help"});
+    BOOST_TEST(h.exit_code == 0);
+    BOOST_TEST(h.out.find("echo-server") != std::string::npos);
+    RunResult sh = run_muxkit({"echo-server", "--help"});
+    BOOST_TEST(sh.exit_code == 0);
+    BOOST_TEST(sh.out.find("--max-connections") != std::string::npos);
+    RunResult v = run_muxkit({"--version"});
+    BOOST_TEST(v.exit_code == 0);
+    BOOST_TEST(v.out.starts_with("muxkit "));
+}

@@ -1,0 +1,287 @@
+#include "support/test_support.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <fmt/format.h>
+
+#include <muxkit/address.hpp>
+#include <muxkit/clock.hpp>
+#include <muxkit/io.hpp>
+
+namespace muxkit::test {
+
+std::vector<Json> RunResult::json_lines() const {
+    std::vector<Json> out;
+    std::istringstream in(this->out);
+    std::string line;
+    while (std::getline(in, line)) {
+        try {
+            out.push_back(Json::parse(line));
+        } catch (const std::exception& e) {
+            BOOST_FAIL("stdout line is not JSON: '" << line << "': " << e.what());
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> RunResult::err_lines() const {
+    std::vector<std::string> out;
+    std::istringstream in(err);
+    std::string line;
+    while (std::getline(in, line)) out.push_back(line);
+    return out;
+}
+
+Child::Child(std::vector<std::string> args, SpawnOptions opts, bool muxkit) {
+    if (muxkit) args.insert(args.begin(), MUXKIT_BINARY);
+    int in[2], out[2], err[2];
+    BOOST_REQUIRE(::pipe2(in, O_CLOEXEC) == 0 && ::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    BOOST_REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        ::dup2(err[1], 2);
+        for (int fd : opts.inherit_fds) {
+            int flags = ::fcntl(fd, F_GETFD);
+            ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+        }
+        ::signal(SIGPIPE, SIG_DFL);
+        if (opts.in_child) opts.in_child();
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    ::close(err[1]);
+    in_ = Fd(in[1]);
+    out_ = Fd(out[0]);
+    err_ = Fd(err[0]);
+    ::signal(SIGPIPE, SIG_IGN);
+    if (!opts.stdin_data.empty()) write_all(in_.get(), opts.stdin_data.data(), opts.stdin_data.size());
+    if (!opts.keep_stdin_open) in_.reset();
+}
+
+Child::~Child() {
+    if (!waited_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+}
+
+void Child::pump(int timeout_ms) {
+    pollfd p[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+    if (::poll(p, 2, timeout_ms) <= 0) return;
+    char buf[65536];
+    for (int i = 0; i < 2; ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        Fd& fd = i == 0 ? out_ : err_;
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n > 0) (i == 0 ? out_buf_ : err_buf_).append(buf, static_cast<std::size_t>(n));
+        else if (n == 0) fd.reset();
+    }
+}
+
+std::string Child::read_line(std::chrono::milliseconds timeout) {
+    const std::int64_t deadline = now_ns() + std::chrono::nanoseconds(timeout).count();
+    for (;;) {
+        auto nl = out_buf_.find('\n', out_consumed_);
+        if (nl != std::string::npos) {
+            std::string line = out_buf_.substr(out_consumed_, nl - out_consumed_);
+            out_consumed_ = nl + 1;
+            return line;
+        }
+        std::int64_t left = deadline - now_ns();
+        if (left <= 0 || !out_) break;
+        pump(static_cast<int>(left / 1'000'000) + 1);
+    }
+    BOOST_FAIL("no line on stdout in time; stdout so far: '" << out_buf_ << "' stderr: '" << err_buf_ << "'");
+    return {};
+}
+
+void Child::signal(int sig) {
+    if (!waited_) ::kill(pid_, sig);
+}
+
+bool Child::running() {
+    if (waited_) return false;
+    int status;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == 0) return true;
+    waited_ = true;
+    result_.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    result_.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return false;
+}
+
+RunResult Child::wait(std::chrono::milliseconds timeout) {
+    const std::int64_t deadline = now_ns() + std::chrono::nanoseconds(timeout).count();
+    while ((out_ || err_) && now_ns() < deadline) pump(50);
+    if (out_ || err_) {
+        result_.timed_out = true;
+        ::kill(pid_, SIGKILL);
+        for (int i = 0; i < 20 && (out_ || err_); ++i) pump(50);
+    }
+    if (!waited_) {
+        int status = 0;
+        while (!waited_) {
+            pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            if (r == pid_) {
+                waited_ = true;
+                result_.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                result_.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+            } else if (now_ns() > deadline) {
+                result_.timed_out = true;
+                ::kill(pid_, SIGKILL);
+                ::usleep(10000);
+            } else {
+                ::usleep(2000);
+            }
+        }
+    }
+    result_.out = out_buf_;  // all of stdout, including lines read_line() already returned
+    result_.err = err_buf_;
+    return result_;
+}
+
+RunResult run_muxkit(std::vector<std::string> args, SpawnOptions opts, std::chrono::milliseconds timeout) {
+    Child c(std::move(args), std::move(opts));
+    return c.wait(timeout);
+}
+
+EchoServer::EchoServer(std::vector<std::string> extra_args, SpawnOptions opts, int listeners)
+    : child_([&] {
+          std::vector<std::string> args = {"echo-server", "--json"};
+          bool has_address = false;
+          for (auto& a : extra_args) {
+              if (!a.empty() && a[0] != '-' && (a.find(':') != std::string::npos)) has_address = true;
+          }
+          if (!has_address) args.push_back("127.0.0.1:0");
+          args.insert(args.end(), extra_args.begin(), extra_args.end());
+          return args;
+      }(), std::move(opts)) {
+    for (int i = 0; i < listeners; ++i) {
+        Json j = Json::parse(child_.read_line());
+        BOOST_REQUIRE_EQUAL(j["type"].get<std::string>(), "listening");
+        addresses_.push_back(j["address"].get<std::string>());
+        Address a = Address::parse(addresses_.back());
+        ports_.push_back(a.port);
+    }
+}
+
+RunResult EchoServer::stop(int sig) {
+    child_.signal(sig);
+    return child_.wait(30s);
+}
+
+Fd connect_to(const std::string& address) {
+    Endpoint ep = resolve(Address::parse(address), false).front();
+    Fd fd(::socket(ep.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    BOOST_REQUIRE(fd);
+    BOOST_REQUIRE_MESSAGE(::connect(fd.get(), ep.sa(), ep.length) == 0,
+                          "connect " << address << ": " << std::strerror(errno));
+    return fd;
+}
+
+void send_all(int fd, const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+        BOOST_REQUIRE_MESSAGE(n > 0, "send: " << std::strerror(errno));
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+std::string recv_exact(int fd, std::size_t n, std::chrono::milliseconds timeout) {
+    std::string out;
+    const std::int64_t deadline = now_ns() + std::chrono::nanoseconds(timeout).count();
+    char buf[65536];
+    while (out.size() < n) {
+        std::int64_t left = deadline - now_ns();
+        if (left <= 0) break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left / 1'000'000) + 1) <= 0) continue;
+        ssize_t r = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+        if (r <= 0) break;
+        out.append(buf, static_cast<std::size_t>(r));
+    }
+    return out;
+}
+
+std::string recv_until_eof(int fd, std::chrono::milliseconds timeout) {
+    std::string out;
+    const std::int64_t deadline = now_ns() + std::chrono::nanoseconds(timeout).count();
+    char buf[65536];
+    for (;;) {
+        std::int64_t left = deadline - now_ns();
+        if (left <= 0) break;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left / 1'000'000) + 1) <= 0) continue;
+        ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+        if (r <= 0) break;
+        out.append(buf, static_cast<std::size_t>(r));
+    }
+    return out;
+}
+
+std::string random_bytes(std::size_t n, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+}
+
+std::uint64_t rss_bytes(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/statm", pid));
+    std::uint64_t size = 0, resident = 0;
+    in >> size >> resident;
+    return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::size_t open_fds(pid_t pid) {
+    std::size_t n = 0;
+    std::string dir = fmt::format("/proc/{}/fd", pid);
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (auto e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+double cpu_seconds(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = content.rfind(')');
+    std::istringstream rest(content.substr(close + 2));
+    std::string field;
+    std::vector<std::string> fields;
+    while (rest >> field) fields.push_back(field);
+    // after ")": state is field 3; utime is field 14, stime 15 (1-based over the whole line)
+    double ticks = std::stod(fields.at(11)) + std::stod(fields.at(12));
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+Json summary_of(const RunResult& r) {
+    auto lines = r.json_lines();
+    BOOST_REQUIRE_MESSAGE(!lines.empty(), "no JSON on stdout; stderr: " << r.err);
+    BOOST_REQUIRE_EQUAL(lines.back()["type"].get<std::string>(), "summary");
+    return lines.back();
+}
+
+}  // namespace muxkit::test

@@ -1,0 +1,95 @@
+// Helpers for tests that run the real muxkit binary and talk to it over loopback.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <muxkit/fd.hpp>
+#include <muxkit/report.hpp>
+
+namespace muxkit::test {
+
+using namespace std::chrono_literals;
+
+struct RunResult {
+    int exit_code = -1;  // -1 when killed by a signal
+    int term_signal = 0;
+    bool timed_out = false;
+    std::string out, err;
+    std::vector<Json> json_lines() const;  // parses every stdout line; fails the test on a bad one
+    std::vector<std::string> err_lines() const;
+};
+
+struct SpawnOptions {
+    std::string stdin_data;              // written then closed (unless keep_stdin_open)
+    bool keep_stdin_open = false;
+    std::function<void()> in_child;      // runs in the child before exec (setrlimit, ...)
+    std::vector<int> inherit_fds;        // descriptors to keep open in the child (same numbers)
+};
+
+// A running muxkit (or other program) with its stdout and stderr piped back.
+class Child {
+public:
+    Child(std::vector<std::string> args, SpawnOptions opts = {}, bool muxkit = true);
+    ~Child();
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    int stdin_fd() const noexcept { return in_.get(); }
+    void close_stdin() { in_.reset(); }
+    // The next line of stdout (without newline); fails the test after timeout.
+    std::string read_line(std::chrono::milliseconds timeout = 10s);
+    void signal(int sig);
+    // Waits for the exit, collecting all remaining output; kills it after timeout.
+    RunResult wait(std::chrono::milliseconds timeout = 30s);
+    bool running();
+
+private:
+    void pump(int timeout_ms);
+    pid_t pid_ = -1;
+    Fd in_, out_, err_;
+    std::string out_buf_, err_buf_;
+    std::size_t out_consumed_ = 0;
+    bool waited_ = false;
+    RunResult result_;
+};
+
+RunResult run_muxkit(std::vector<std::string> args, SpawnOptions opts = {}, std::chrono::milliseconds timeout = 60s);
+
+// echo-server on 127.0.0.1:0 (or the given addresses); reads the listening line(s).
+class EchoServer {
+public:
+    explicit EchoServer(std::vector<std::string> extra_args, SpawnOptions opts = {}, int listeners = 1);
+    std::uint16_t port(std::size_t i = 0) const { return ports_.at(i); }
+    std::string address(std::size_t i = 0) const { return addresses_.at(i); }
+    Child& process() { return child_; }
+    RunResult stop(int sig = 15);  // SIGTERM, then collect the summary
+
+private:
+    Child child_;
+    std::vector<std::uint16_t> ports_;
+    std::vector<std::string> addresses_;
+};
+
+// Blocking client helpers.
+Fd connect_to(const std::string& address);
+void send_all(int fd, const std::string& data);
+std::string recv_exact(int fd, std::size_t n, std::chrono::milliseconds timeout = 10s);
+std::string recv_until_eof(int fd, std::chrono::milliseconds timeout = 10s);
+std::string random_bytes(std::size_t n, std::uint32_t seed);
+
+// Resident set size and open descriptors of a process, from /proc.
+std::uint64_t rss_bytes(pid_t pid);
+std::size_t open_fds(pid_t pid);
+// CPU time (user + system) of a process in seconds, from /proc/PID/stat.
+double cpu_seconds(pid_t pid);
+
+Json summary_of(const RunResult& r);  // the last JSON line, which must be the summary
+
+}  // namespace muxkit::test

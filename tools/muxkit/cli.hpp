@@ -1,0 +1,66 @@
+// What every subcommand shares: common options, the output writer, and the subcommand registry.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include <muxkit/report.hpp>
+
+namespace muxkit::cli {
+
+struct CommonOptions {
+    bool json = false;
+    int verbose = 0;
+    int quiet = 0;
+    std::string color = "auto";
+    int verbosity() const noexcept { return verbose - quiet; }
+};
+
+// --json, -q, -v, --color on a subcommand.
+void add_common_options(CLI::App& app, CommonOptions& opts);
+
+// Results go to stdout (JSON Lines with --json, text otherwise), one flushed line at a time;
+// notes and warnings go to stderr. Subcommands hand over both shapes and never branch on --json.
+class Output {
+public:
+    Output(std::string command, const CommonOptions& opts);
+    bool json() const noexcept { return opts_.json; }
+    int verbosity() const noexcept { return opts_.verbosity(); }
+    // An event: the JSON object with --json, else text_line (skipped when empty).
+    void event(const Json& object, std::string_view text_line);
+    // The final summary: adds command, schema_version and environment; text is rendered generically.
+    void summary(Json object);
+    void note(std::string_view line);     // stderr, unless -q
+    void warning(std::string_view line);  // stderr, always: "muxkit CMD: warning: ..."
+    bool color() const noexcept { return color_; }
+    const std::string& command() const noexcept { return command_; }
+
+private:
+    std::string command_;
+    CommonOptions opts_;
+    bool color_;
+};
+
+// Whether to colour a stream: --color always|never|auto (a terminal, and NO_COLOR unset).
+bool use_color(std::string_view mode, std::FILE* stream);
+
+// A subcommand: its options hang off the returned App; run() executes what was parsed.
+struct Subcommand {
+    CLI::App* app;
+    std::function<int()> run;
+    const CommonOptions* common;
+};
+
+Subcommand setup_echo_server(CLI::App& parent);
+Subcommand setup_multi_connect(CLI::App& parent);
+Subcommand setup_fd_watch(CLI::App& parent);
+Subcommand setup_pipe_test(CLI::App& parent);
+
+// Exit codes of the command-line contract.
+enum Exit : int { kOk = 0, kCheckFailed = 1, kUsage = 2, kRuntime = 3 };
+
+}  // namespace muxkit::cli

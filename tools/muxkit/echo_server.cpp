@@ -1,0 +1,135 @@
+// muxkit echo-server: options in, the library's EchoServer, the report out.
+#include <fmt/format.h>
+
+#include <muxkit/echo_server.hpp>
+#include <muxkit/units.hpp>
+
+#include "cli.hpp"
+
+namespace muxkit::cli {
+
+namespace {
+
+struct EchoServerOptions {
+    std::vector<std::string> addresses;
+    std::string model = "epoll";
+    std::string buffer_size = "16K";
+    std::uint64_t max_connections = 65536;
+    std::string idle_timeout, duration, stats_interval;
+    std::uint64_t max_clients = 0;
+    int backlog = 4096;
+    CommonOptions common;
+};
+
+Json stats_json(const EchoServerStats& s) {
+    Json errors = Json::object();
+    errors["ECONNRESET"] = s.errors.count(ECONNRESET);
+    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
+    return {
+        {"connections",
+         {{"accepted", s.accepted},
+          {"refused", s.refused()},
+          {"peak", s.peak},
+          {"current", s.current},
+          {"idle_closed", s.idle_closed},
+          {"refused_by",
+           {{"max_connections", s.refused_max_connections},
+            {"fd_setsize", s.refused_fd_setsize},
+            {"emfile", s.refused_emfile},
+            {"fork_failed", s.refused_fork_failed}}}}},
+        {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}}},
+        {"errors", errors},
+        {"duration_s", s.duration_s},
+    };
+}
+
+class Reporter : public EchoServerObserver {
+public:
+    explicit Reporter(Output& out) : out_(out) {}
+    void on_listening(const std::string& address, ServerModel model) override {
+        auto m = server_model_name(model);
+        out_.event({{"type", "listening"}, {"address", address}, {"model", m}},
+                   fmt::format("listening on {} (model {})", address, m));
+    }
+    void on_stats(const EchoServerStats& s) override {
+        Json j = stats_json(s);
+        j.erase("errors");
+        Json line = {{"type", "stats"}};
+        for (auto it = j.begin(); it != j.end(); ++it) line[it.key()] = it.value();
+        out_.event(line, fmt::format("stats t={:.1f}s connections={} peak={} accepted={} refused={} bytes_in={} bytes_out={}",
+                                     s.duration_s, s.current, s.peak, s.accepted, s.refused(), s.bytes_in, s.bytes_out));
+    }
+    bool wants_connection_events() const override { return out_.verbosity() > 0; }
+    void on_connection(const ConnectionEvent& e) override {
+        bool opened = e.kind == ConnectionEvent::Kind::opened;
+        Json j = {{"type", "connection"}, {"event", opened ? "opened" : "closed"}, {"id", e.id}, {"peer", e.peer}};
+        if (!opened) {
+            j["bytes_in"] = e.bytes_in;
+            j["bytes_out"] = e.bytes_out;
+            j["reason"] = e.reason;
+        }
+        out_.event(j, opened ? fmt::format("connection {} opened from {}", e.id, e.peer)
+                             : fmt::format("connection {} closed ({}) from {}: in={} out={}", e.id, e.reason, e.peer,
+                                           e.bytes_in, e.bytes_out));
+    }
+
+private:
+    Output& out_;
+};
+
+int run_echo_server_command(const EchoServerOptions& o) {
+    EchoServerConfig config;
+    for (const auto& a : o.addresses) config.addresses.push_back(Address::parse(a));
+    if (config.addresses.empty()) config.addresses.push_back(Address::parse("127.0.0.1:7007"));
+    config.model = parse_server_model(o.model);
+    std::uint64_t buffer = parse_size(o.buffer_size);
+    if (buffer == 0 || buffer > (1u << 30))
+        throw UsageError(fmt::format("invalid --buffer-size '{}': must be between 1 byte and 1G", o.buffer_size));
+    config.buffer_size = buffer;
+    if (o.max_connections == 0) throw UsageError("invalid --max-connections '0': must be at least 1");
+    config.max_connections = o.max_connections;
+    if (!o.idle_timeout.empty()) config.idle_timeout = parse_duration(o.idle_timeout);
+    if (!o.duration.empty()) config.duration = parse_duration(o.duration);
+    if (!o.stats_interval.empty()) {
+        config.stats_interval = parse_duration(o.stats_interval);
+        if (config.stats_interval->count() <= 0) throw UsageError("invalid --stats-interval: must be greater than 0");
+    }
+    config.max_clients = o.max_clients;
+    if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
+    config.backlog = o.backlog;
+
+    Output out("echo-server", o.common);
+    Reporter reporter(out);
+    EchoServerStats s = run_echo_server(config, reporter);
+    Json summary = {{"model", server_model_name(config.model)}};
+    Json body = stats_json(s);
+    for (auto it = body.begin(); it != body.end(); ++it) summary[it.key()] = it.value();
+    out.summary(summary);
+    return kOk;
+}
+
+}  // namespace
+
+Subcommand setup_echo_server(CLI::App& parent) {
+    auto opts = std::make_shared<EchoServerOptions>();
+    CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll or fork");
+    app->add_option("address", opts->addresses,
+                    "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)");
+    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered) or fork")
+        ->check(CLI::IsMember({"select", "poll", "epoll", "epoll-et", "fork"}))
+        ->capture_default_str();
+    app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")
+        ->capture_default_str();
+    app->add_option("--max-connections", opts->max_connections,
+                    "connections beyond N are accepted, closed at once and counted")
+        ->capture_default_str();
+    app->add_option("--idle-timeout", opts->idle_timeout, "close a connection idle for DUR");
+    app->add_option("--duration", opts->duration, "stop after DUR");
+    app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone");
+    app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)");
+    app->add_option("--backlog", opts->backlog, "listen backlog")->capture_default_str();
+    add_common_options(*app, opts->common);
+    return {app, [opts] { return run_echo_server_command(*opts); }, &opts->common};
+}
+
+}  // namespace muxkit::cli

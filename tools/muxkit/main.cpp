@@ -1,0 +1,77 @@
+// muxkit: one binary, four subcommands. Parses, runs, and maps every failure to the contract's exit codes.
+#include <cstring>
+#include <exception>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <muxkit/error.hpp>
+
+#include "cli.hpp"
+
+namespace {
+
+using namespace muxkit;
+
+std::string subcommand_in(int argc, char** argv, const std::vector<cli::Subcommand>& subs) {
+    for (int i = 1; i < argc; ++i)
+        for (const auto& s : subs)
+            if (s.app->get_name() == argv[i]) return s.app->get_name();
+    return "";
+}
+
+bool json_requested(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], "--json") == 0) return true;
+    return false;
+}
+
+int report_error(const std::string& sub, bool json, int exit_code, const std::string& message) {
+    std::string prefix = sub.empty() ? "muxkit" : "muxkit " + sub;
+    bool color = cli::use_color("auto", stderr);
+    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", message);
+    if (json) {
+        Json e = {{"type", "error"}, {"exit", exit_code}, {"message", message}};
+        fmt::print("{}\n", render_json(e));
+    }
+    return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"muxkit: network and IPC diagnostics (echo server, load client, fd watcher, pipe tests)", "muxkit"};
+    app.set_version_flag("--version", "muxkit " MUXKIT_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough(false);
+
+    std::vector<cli::Subcommand> subs = {cli::setup_echo_server(app), cli::setup_multi_connect(app),
+                                         cli::setup_fd_watch(app), cli::setup_pipe_test(app)};
+    const std::string sub_name = subcommand_in(argc, argv, subs);
+    const bool json = json_requested(argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) {
+        return app.exit(e);  // --help, --version: to stdout, exit 0
+    } catch (const CLI::ParseError& e) {
+        // CLI11 exits with 100-127; the contract says 2 for every usage error.
+        report_error(sub_name, json, cli::kUsage, e.what());
+        if (sub_name.empty()) fmt::print(stderr, "Run 'muxkit --help' for the subcommands.\n");
+        else fmt::print(stderr, "Run 'muxkit {} --help' for its options.\n", sub_name);
+        return cli::kUsage;
+    }
+    for (auto& s : subs) {
+        if (!app.got_subcommand(s.app)) continue;
+        const std::string name = s.app->get_name();
+        try {
+            return s.run();
+        } catch (const UsageError& e) {
+            return report_error(name, s.common->json, cli::kUsage, e.what());
+        } catch (const std::bad_alloc&) {
+            return report_error(name, s.common->json, cli::kRuntime, "out of memory");
+        } catch (const std::exception& e) {
+            return report_error(name, s.common->json, cli::kRuntime, e.what());
+        }
+    }
+    return report_error("", json, cli::kUsage, "no subcommand given");
+}

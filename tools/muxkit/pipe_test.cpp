@@ -1,0 +1,12 @@
+#include "cli.hpp"
+
+namespace muxkit::cli {
+
+Subcommand setup_pipe_test(CLI::App& parent) {
+    auto opts = std::make_shared<CommonOptions>();
+    CLI::App* app = parent.add_subcommand("pipe-test", "not yet");
+    add_common_options(*app, *opts);
+    return {app, [] { return kRuntime; }, opts.get()};
+}
+
+}  // namespace muxkit::cli
