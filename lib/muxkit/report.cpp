@@ -34,7 +34,8 @@ std::string scalar_text(const Json& v) {
     if (v.is_number_float()) {
         double d = v.get<double>();
         if (!std::isfinite(d)) return "n/a";
-        return fmt::format("{:.6g}", d);
+        if (std::abs(d) >= 1e5) return fmt::format("{:.0f}", d);
+        return fmt::format("{:.4g}", d);
     }
     return v.dump();
 }

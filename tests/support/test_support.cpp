@@ -73,8 +73,10 @@ Child::Child(std::vector<std::string> args, SpawnOptions opts, bool muxkit) {
     out_ = Fd(out[0]);
     err_ = Fd(err[0]);
     ::signal(SIGPIPE, SIG_IGN);
-    if (!opts.stdin_data.empty()) write_all(in_.get(), opts.stdin_data.data(), opts.stdin_data.size());
-    if (!opts.keep_stdin_open) in_.reset();
+    stdin_left_ = std::move(opts.stdin_data);
+    close_stdin_after_ = !opts.keep_stdin_open;
+    set_nonblocking(in_.get());
+    if (stdin_left_.empty() && close_stdin_after_) in_.reset();
 }
 
 Child::~Child() {
@@ -85,8 +87,15 @@ Child::~Child() {
 }
 
 void Child::pump(int timeout_ms) {
-    pollfd p[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
-    if (::poll(p, 2, timeout_ms) <= 0) return;
+    pollfd p[3] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}, {-1, POLLOUT, 0}};
+    if (!stdin_left_.empty() && in_) p[2].fd = in_.get();
+    if (::poll(p, 3, timeout_ms) <= 0) return;
+    if (p[2].revents) {
+        ssize_t n = ::write(in_.get(), stdin_left_.data(), stdin_left_.size());
+        if (n > 0) stdin_left_.erase(0, static_cast<std::size_t>(n));
+        if (n < 0 && errno != EAGAIN) stdin_left_.clear();
+        if (stdin_left_.empty() && close_stdin_after_) in_.reset();
+    }
     char buf[65536];
     for (int i = 0; i < 2; ++i) {
         if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -55,6 +55,8 @@ private:
     pid_t pid_ = -1;
     Fd in_, out_, err_;
     std::string out_buf_, err_buf_;
+    std::string stdin_left_;  // written as the child reads it, so a big input cannot deadlock
+    bool close_stdin_after_ = true;
     std::size_t out_consumed_ = 0;
     bool waited_ = false;
     RunResult result_;

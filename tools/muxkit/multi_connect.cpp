@@ -1,12 +1,217 @@
+// muxkit multi-connect: options in, the library's load client, the report out.
+#include <fstream>
+#include <iterator>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <muxkit/load_client.hpp>
+#include <muxkit/units.hpp>
+
 #include "cli.hpp"
 
 namespace muxkit::cli {
 
+namespace {
+
+struct MultiConnectOptions {
+    std::string address = "127.0.0.1:7007";
+    std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
+    std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
+    std::string model = "epoll", payload, max_failures = "0", max_p99;
+    bool no_verify = false, interactive = false;
+    CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr;
+    CommonOptions common;
+};
+
+Json us_or_null(const Histogram& h, double p) {
+    if (h.count() == 0) return nullptr;
+    return static_cast<double>(h.percentile(p)) / 1000.0;
+}
+
+Json latency_json(const Histogram& h, bool with_p999) {
+    Json j = {{"p50", us_or_null(h, 50)}, {"p90", us_or_null(h, 90)}, {"p99", us_or_null(h, 99)}};
+    if (with_p999) j["p999"] = us_or_null(h, 99.9);
+    j["max"] = h.count() ? Json(static_cast<double>(h.max()) / 1000.0) : Json(nullptr);
+    j["mean"] = h.count() ? Json(h.mean() / 1000.0) : Json(nullptr);
+    j["samples"] = h.count();
+    return j;
+}
+
+double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
+
+class Reporter : public LoadObserver {
+public:
+    Reporter(Output& out, bool progress) : out_(out), progress_(progress) {}
+    ~Reporter() override { clear_progress(); }
+    void on_interval(const LoadStats& s, double t) override {
+        clear_progress();
+        double rate = per_second(s.received, s.duration_s);
+        Json j = {{"type", "interval"},
+                  {"t", t},
+                  {"messages", s.received},
+                  {"messages_per_s", rate},
+                  {"bytes_per_s", per_second(s.bytes_received, s.duration_s)},
+                  {"rtt_us", latency_json(s.rtt_ns, false)},
+                  {"verify_failures", s.verify_failures},
+                  {"timeouts", s.timeouts}};
+        out_.event(j, fmt::format("interval t={:.1f}s messages={} rate={:.0f}/s rtt p50={:.1f}us p99={:.1f}us", t,
+                                  s.received, rate, s.rtt_ns.percentile(50) / 1000.0, s.rtt_ns.percentile(99) / 1000.0));
+    }
+    void on_progress(const LoadStats& s) override {
+        if (!progress_) return;
+        fmt::print(stderr, "\r[{:.0f}s] connections {}/{} messages {} failures {}   ", s.duration_s, s.established,
+                   s.requested, s.received, s.failures());
+        shown_ = true;
+    }
+    void clear_progress() {
+        if (shown_) fmt::print(stderr, "\r\x1b[K");
+        shown_ = false;
+    }
+
+private:
+    Output& out_;
+    bool progress_;
+    bool shown_ = false;
+};
+
+std::string read_payload(const std::string& spec) {
+    if (!spec.starts_with("@")) return spec;
+    std::ifstream in(spec.substr(1), std::ios::binary);
+    if (!in) throw UsageError(fmt::format("cannot read payload file '{}'", spec.substr(1)));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& config) {
+    InteractiveResult r = run_interactive(config.target, 0, 1, config.connect_timeout, config.reply_timeout);
+    if (o.common.verbosity() > 0)
+        fmt::print(stderr, "muxkit multi-connect: sent {} bytes, received {} bytes{}\n", r.bytes_sent, r.bytes_received,
+                   r.complete ? "" : " (echo incomplete)");
+    return r.complete ? kOk : kCheckFailed;
+}
+
+int run_multi_connect_command(const MultiConnectOptions& o) {
+    LoadConfig config;
+    config.target = Address::parse(o.address);
+    config.model = parse_model(o.model);
+    config.connections = parse_count(o.connections, "--connections", 1, 10'000'000);
+    config.connect_timeout = parse_duration(o.connect_timeout);
+    config.reply_timeout = parse_duration(o.reply_timeout);
+    if (config.connect_timeout.count() <= 0 || config.reply_timeout.count() <= 0)
+        throw UsageError("timeouts must be greater than 0");
+    if (o.interactive) return run_interactive_command(o, config);
+
+    if (!o.duration.empty() && o.messages_opt->count())
+        throw UsageError("--messages and --duration conflict: give one");
+    if (o.payload_opt->count() && o.size_opt->count()) throw UsageError("--payload and --size conflict: the payload sets the size");
+    config.messages = parse_count(o.messages, "--messages", 1);
+    if (!o.duration.empty()) {
+        config.duration = parse_duration(o.duration);
+        if (config.duration->count() <= 0) throw UsageError(fmt::format("invalid --duration '{}': must be greater than 0", o.duration));
+    }
+    config.size = parse_size(o.size);
+    if (config.size == 0 || config.size > (1ull << 30))
+        throw UsageError(fmt::format("invalid --size '{}': must be between 1 byte and 1G", o.size));
+    config.pipeline = parse_count(o.pipeline, "--pipeline", 1, 1'000'000);
+    if (!o.rate.empty()) config.rate = parse_rate(o.rate, "--rate");
+    if (!o.connect_rate.empty()) config.connect_rate = parse_rate(o.connect_rate, "--connect-rate");
+    if (!o.interval.empty()) {
+        config.interval = parse_duration(o.interval);
+        if (config.interval->count() <= 0) throw UsageError(fmt::format("invalid --interval '{}': must be greater than 0", o.interval));
+    }
+    if (o.payload_opt->count()) {
+        config.payload = read_payload(o.payload);
+        if (config.payload.empty()) throw UsageError("the payload is empty");
+        config.size = config.payload.size();
+    }
+    config.verify = !o.no_verify;
+    const std::uint64_t max_failures = parse_count(o.max_failures, "--max-failures");
+    std::optional<Duration> max_p99;
+    if (!o.max_p99.empty()) max_p99 = parse_duration(o.max_p99);
+
+    Output out("multi-connect", o.common);
+    Reporter reporter(out, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2));
+    LoadStats s = run_load(config, reporter);
+    reporter.clear_progress();
+
+    Json errors = Json::object();
+    errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
+    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
+    if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
+
+    const double p99_us = static_cast<double>(s.rtt_ns.percentile(99)) / 1000.0;
+    const bool p99_ok = !max_p99 || s.rtt_ns.count() == 0 || s.rtt_ns.percentile(99) <= static_cast<std::uint64_t>(max_p99->count());
+    const bool passed = s.failures() <= max_failures && p99_ok;
+    Json check = {{"passed", passed}, {"failures", s.failures()}, {"max_failures", max_failures}};
+    if (max_p99) {
+        check["p99_us"] = s.rtt_ns.count() ? Json(p99_us) : Json(nullptr);
+        check["max_p99_us"] = static_cast<double>(max_p99->count()) / 1000.0;
+    }
+    Json summary = {
+        {"target", config.target.to_string()},
+        {"model", model_name(config.model)},
+        {"connections",
+         {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
+        {"messages",
+         {{"sent", s.sent},
+          {"received", s.received},
+          {"verify_failures", s.verify_failures},
+          {"timeouts", s.timeouts},
+          {"in_flight", s.in_flight},
+          {"lost", s.lost}}},
+        {"failures_by_phase",
+         {{"connect", s.failed_connect},
+          {"send", s.failed_send},
+          {"receive", s.failed_receive},
+          {"verify", s.verify_failures},
+          {"timeout", s.timeouts}}},
+        {"connect_us", latency_json(s.connect_ns, false)},
+        {"rtt_us", latency_json(s.rtt_ns, true)},
+        {"throughput",
+         {{"messages_per_s", per_second(s.received, s.duration_s)},
+          {"bytes_per_s", per_second(s.bytes_received, s.duration_s)}}},
+        {"duration_s", s.duration_s},
+        {"errors", errors},
+        {"settings",
+         {{"size", config.size},
+          {"pipeline", config.pipeline},
+          {"messages_per_connection", config.duration ? Json(nullptr) : Json(config.messages)},
+          {"rate", config.rate ? Json(*config.rate) : Json(nullptr)},
+          {"verify", config.verify}}},
+        {"check", check},
+    };
+    out.summary(summary);
+    return passed ? kOk : kCheckFailed;
+}
+
+}  // namespace
+
 Subcommand setup_multi_connect(CLI::App& parent) {
-    auto opts = std::make_shared<CommonOptions>();
-    CLI::App* app = parent.add_subcommand("multi-connect", "not yet");
-    add_common_options(*app, *opts);
-    return {app, [] { return kRuntime; }, opts.get()};
+    auto o = std::make_shared<MultiConnectOptions>();
+    CLI::App* app = parent.add_subcommand("multi-connect", "many concurrent client connections: verify echoes, measure latency");
+    app->add_option("address", o->address, "server: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH")->capture_default_str();
+    app->add_option("-c,--connections", o->connections, "concurrent connections")->capture_default_str();
+    o->messages_opt = app->add_option("-n,--messages", o->messages, "messages per connection")->capture_default_str();
+    app->add_option("-d,--duration", o->duration, "run for DUR instead of a message count");
+    o->size_opt = app->add_option("-s,--size", o->size, "message size")->capture_default_str();
+    app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->capture_default_str();
+    app->add_option("--rate", o->rate, "total messages per second, open loop (default: as fast as possible)");
+    app->add_option("--interval", o->interval, "print an interval report every DUR");
+    app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)");
+    app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->capture_default_str();
+    app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->capture_default_str();
+    app->add_option("-m,--model", o->model, "select, poll or epoll")
+        ->check(CLI::IsMember({"select", "poll", "epoll"}))
+        ->capture_default_str();
+    o->payload_opt = app->add_option("--payload", o->payload, "TEXT or @FILE to send (default: a verifiable pattern)");
+    app->add_flag("--no-verify", o->no_verify, "do not compare echoed bytes");
+    app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")
+        ->capture_default_str();
+    app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip exceeds DUR");
+    app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
+    add_common_options(*app, o->common);
+    return {app, [o] { return run_multi_connect_command(*o); }, &o->common};
 }
 
 }  // namespace muxkit::cli

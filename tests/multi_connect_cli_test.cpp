@@ -1,0 +1,335 @@
+#define BOOST_TEST_MODULE multi_connect_cli
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <muxkit/event_loop.hpp>
+#include <muxkit/io.hpp>
+#include <muxkit/load_client.hpp>
+#include <muxkit/socket.hpp>
+
+#include "support/test_support.hpp"
+
+using namespace muxkit;
+using namespace muxkit::test;
+
+namespace {
+
+// A misbehaving server in a thread of the test: alters a byte now and then, or never answers.
+class BadServer {
+public:
+    enum class Kind { alter_bytes, never_answer };
+    explicit BadServer(Kind kind) : kind_(kind) {
+        listener_ = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 128);
+        address_ = local_endpoint(listener_.get()).to_string();
+        int fds[2];
+        BOOST_REQUIRE(::pipe(fds) == 0);
+        wake_r_ = Fd(fds[0]);
+        wake_w_ = Fd(fds[1]);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~BadServer() {
+        ::write(wake_w_.get(), "x", 1);
+        thread_.join();
+    }
+    const std::string& address() const { return address_; }
+
+private:
+    void serve() {
+        auto loop = EventLoop::create(Model::poll);
+        loop->add(listener_.get(), kReadable);
+        loop->add(wake_r_.get(), kReadable);
+        std::vector<Fd> clients;
+        std::uint64_t total = 0;
+        char buf[65536];
+        for (;;) {
+            for (const Event& ev : loop->wait(std::nullopt)) {
+                if (ev.fd == wake_r_.get()) return;
+                if (ev.fd == listener_.get()) {
+                    Accepted a = accept_connection(listener_.get());
+                    if (a.fd) {
+                        loop->add(a.fd.get(), kReadable);
+                        clients.push_back(std::move(a.fd));
+                    }
+                    continue;
+                }
+                IoResult r = read_some(ev.fd, buf, sizeof buf);
+                if (r.n <= 0) {
+                    if (r.would_block()) continue;
+                    loop->remove(ev.fd);
+                    ::shutdown(ev.fd, SHUT_RDWR);
+                    continue;
+                }
+                if (kind_ == Kind::never_answer) continue;
+                for (ssize_t i = 0; i < r.n; ++i)
+                    if (++total % 997 == 0) buf[i] ^= 0x5a;
+                set_nonblocking(ev.fd, false);
+                write_all(ev.fd, buf, static_cast<std::size_t>(r.n));
+                set_nonblocking(ev.fd, true);
+            }
+        }
+    }
+    Kind kind_;
+    Fd listener_, wake_r_, wake_w_;
+    std::string address_;
+    std::thread thread_;
+};
+
+std::string closed_port_address() {
+    Fd l = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 1);
+    return local_endpoint(l.get()).to_string();  // closed again when l goes
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(verified_run_against_echo_server_counts_everything) {
+    EchoServer server({});
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "20", "-n", "50", "-s", "100", "--json"});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    Json s = summary_of(r);
+    BOOST_TEST(s["command"] == "multi-connect");
+    BOOST_TEST(s["target"] == server.address());
+    BOOST_TEST(s["model"] == "epoll");
+    BOOST_TEST(s["connections"]["requested"] == 20);
+    BOOST_TEST(s["connections"]["established"] == 20);
+    BOOST_TEST(s["connections"]["failed"] == 0);
+    BOOST_TEST(s["messages"]["sent"] == 1000);
+    BOOST_TEST(s["messages"]["received"] == 1000);
+    BOOST_TEST(s["messages"]["verify_failures"] == 0);
+    BOOST_TEST(s["rtt_us"]["samples"] == 1000);
+    BOOST_TEST(s["rtt_us"]["p50"].get<double>() <= s["rtt_us"]["p99"].get<double>());
+    BOOST_TEST(s["rtt_us"]["p99"].get<double>() <= s["rtt_us"]["max"].get<double>() * 1.01);
+    BOOST_TEST(s["connect_us"]["samples"] == 20);
+    BOOST_TEST(s["throughput"]["messages_per_s"].get<double>() > 0);
+    BOOST_TEST(s["environment"].contains("nofile_soft"));
+    Json es = summary_of(server.stop());
+    BOOST_TEST(es["bytes"]["in"] == 100000);
+    BOOST_TEST(es["connections"]["accepted"] == 20);
+}
+
+BOOST_AUTO_TEST_CASE(every_model_pipelined_and_large_messages) {
+    EchoServer server({"--buffer-size", "4K"});
+    for (const char* model : {"select", "poll", "epoll"}) {
+        RunResult r = run_muxkit({"multi-connect", server.address(), "-m", model, "-c", "8", "-n", "40", "--pipeline",
+                                  "8", "-s", "100K", "--json"});
+        BOOST_TEST(r.exit_code == 0, model << ": " << r.err);
+        Json s = summary_of(r);
+        BOOST_TEST(s["model"] == model);
+        BOOST_TEST(s["messages"]["received"] == 320);
+        BOOST_TEST(s["messages"]["verify_failures"] == 0);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(altered_bytes_are_verify_failures_and_exit_1) {
+    BadServer bad(BadServer::Kind::alter_bytes);
+    RunResult r = run_muxkit({"multi-connect", bad.address(), "-c", "4", "-n", "100", "-s", "64", "--json"});
+    BOOST_TEST(r.exit_code == 1);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["verify_failures"].get<int>() > 0);
+    BOOST_TEST(s["messages"]["received"] == 400);
+    BOOST_TEST(s["connections"]["failed"] == 0);  // a verify failure is a message failure
+    BOOST_TEST(s["check"]["passed"] == false);
+    // Tolerated when --max-failures allows it.
+    int vf = s["messages"]["verify_failures"].get<int>();
+    RunResult ok = run_muxkit({"multi-connect", bad.address(), "-c", "4", "-n", "100", "--max-failures", "1000"});
+    BOOST_TEST(ok.exit_code == 0, ok.out);
+    BOOST_TEST(vf <= 400);
+}
+
+BOOST_AUTO_TEST_CASE(no_verify_ignores_altered_bytes) {
+    BadServer bad(BadServer::Kind::alter_bytes);
+    RunResult r = run_muxkit({"multi-connect", bad.address(), "-c", "2", "-n", "100", "--no-verify", "--json"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(summary_of(r)["messages"]["verify_failures"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(server_that_never_answers_ends_by_reply_timeout) {
+    BadServer silent(BadServer::Kind::never_answer);
+    auto start = std::chrono::steady_clock::now();
+    RunResult r = run_muxkit({"multi-connect", silent.address(), "-c", "3", "-n", "5", "--reply-timeout", "300ms", "--json"},
+                             {}, 20s);
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST(!r.timed_out);
+    BOOST_CHECK(took < 5s);
+    BOOST_TEST(r.exit_code == 1);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["timeouts"] == 3);
+    BOOST_TEST(s["failures_by_phase"]["timeout"] == 3);
+    BOOST_TEST(s["messages"]["received"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(closed_port_fails_every_connection_with_econnrefused) {
+    std::string address = closed_port_address();
+    RunResult r = run_muxkit({"multi-connect", address, "-c", "7", "--json"});
+    BOOST_TEST(r.exit_code == 1);
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["requested"] == 7);
+    BOOST_TEST(s["connections"]["established"] == 0);
+    BOOST_TEST(s["connections"]["failed"] == 7);
+    BOOST_TEST(s["errors"]["ECONNREFUSED"] == 7);
+    BOOST_TEST(s["failures_by_phase"]["connect"] == 7);
+}
+
+BOOST_AUTO_TEST_CASE(duration_ends_on_time_and_reports_in_flight_separately) {
+    EchoServer server({});
+    auto start = std::chrono::steady_clock::now();
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "4", "-d", "500ms", "--pipeline", "4", "--json"});
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_CHECK(took >= 500ms);
+    BOOST_CHECK(took < 3s);
+    Json s = summary_of(r);
+    BOOST_TEST(s["duration_s"].get<double>() >= 0.5);
+    BOOST_TEST(s["duration_s"].get<double>() < 1.5);
+    BOOST_TEST(s["messages"]["received"].get<int>() > 0);
+    BOOST_TEST(s["messages"]["sent"].get<int>() == s["messages"]["received"].get<int>() + s["messages"]["in_flight"].get<int>());
+    BOOST_TEST(s["messages"]["timeouts"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(rate_paces_messages_and_intervals_are_reported) {
+    EchoServer server({});
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "5", "--rate", "500", "-d", "1s", "--interval",
+                              "250ms", "--json"});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto lines = r.json_lines();
+    int intervals = 0;
+    for (auto& l : lines) {
+        BOOST_TEST(l.contains("type"));
+        if (l["type"] == "interval") {
+            ++intervals;
+            BOOST_TEST(l.contains("rtt_us"));
+        }
+    }
+    BOOST_TEST(intervals >= 3);
+    Json s = lines.back();
+    int received = s["messages"]["received"].get<int>();
+    BOOST_TEST(received >= 400);  // 500/s for 1 s, less what was still due at the end
+    BOOST_TEST(received <= 510);
+    BOOST_TEST(s["settings"]["rate"].get<double>() == 500.0);
+}
+
+BOOST_AUTO_TEST_CASE(max_p99_below_any_real_round_trip_exits_1) {
+    EchoServer server({});
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-n", "50", "--max-p99", "1us", "--json"});
+    BOOST_TEST(r.exit_code == 1);
+    Json s = summary_of(r);
+    BOOST_TEST(s["check"]["passed"] == false);
+    BOOST_TEST(s["check"]["failures"] == 0);
+    RunResult ok = run_muxkit({"multi-connect", server.address(), "-n", "50", "--max-p99", "10s"});
+    BOOST_TEST(ok.exit_code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(payload_text_and_file_are_sent_and_verified) {
+    EchoServer server({});
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-n", "10", "--payload", "hello muxkit", "--json"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(summary_of(r)["settings"]["size"] == 12);
+    std::string path = fmt::format("/tmp/muxkit-payload-{}", ::getpid());
+    std::ofstream(path) << random_bytes(5000, 4);
+    RunResult f = run_muxkit({"multi-connect", server.address(), "-n", "10", "--payload", "@" + path, "--json"});
+    ::unlink(path.c_str());
+    BOOST_TEST(f.exit_code == 0);
+    Json s = summary_of(f);
+    BOOST_TEST(s["settings"]["size"] == 5000);
+    BOOST_TEST(s["messages"]["verify_failures"] == 0);
+    RunResult missing = run_muxkit({"multi-connect", server.address(), "--payload", "@/nonexistent/file"});
+    BOOST_TEST(missing.exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_and_unix_targets) {
+    std::string path = fmt::format("/tmp/muxkit-mc-{}.sock", ::getpid());
+    EchoServer server({"[::1]:0", "unix:" + path}, {}, 2);
+    for (int i = 0; i < 2; ++i) {
+        RunResult r = run_muxkit({"multi-connect", server.address(i), "-c", "5", "-n", "20", "--json"});
+        BOOST_TEST(r.exit_code == 0, server.address(i) << ": " << r.err);
+        BOOST_TEST(summary_of(r)["messages"]["received"] == 100);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(interactive_echoes_stdin_lines_exactly) {
+    EchoServer server({});
+    SpawnOptions opts;
+    opts.stdin_data = "first line\nsecond line\n";
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-i"}, opts);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out == "first line\nsecond line\n");
+    BOOST_TEST(r.err.empty());
+    SpawnOptions big;
+    big.stdin_data = random_bytes(2 * 1024 * 1024, 9);
+    RunResult b = run_muxkit({"multi-connect", server.address(), "-i"}, big);
+    BOOST_TEST(b.exit_code == 0);
+    BOOST_TEST((b.out == big.stdin_data));
+}
+
+BOOST_AUTO_TEST_CASE(connect_rate_spreads_connections) {
+    EchoServer server({});
+    auto start = std::chrono::steady_clock::now();
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "10", "-n", "1", "--connect-rate", "40", "--json"});
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_CHECK(took >= 200ms);  // 10 connections at 40/s take at least 9/40 s
+    BOOST_TEST(summary_of(r)["connections"]["established"] == 10);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_exits_2) {
+    std::vector<std::vector<std::string>> cases = {
+        {"-c", "0"}, {"-c", "-5"}, {"-c", "lots"}, {"-s", "-1"}, {"-s", "12Q"}, {"-s", "0"},
+        {"--rate", "0"}, {"--rate", "fast"}, {"--pipeline", "0"}, {"-d", "forever"}, {"-n", "5", "-d", "1s"},
+        {"-s", "10", "--payload", "x"}, {"-m", "epoll-et"}, {"--max-p99", "x"}, {"--max-failures", "-1"},
+        {"not:an:address"}, {"127.0.0.1:99999"}, {"-m", "select", "-c", "2000"},
+    };
+    for (auto args : cases) {
+        args.insert(args.begin(), "multi-connect");
+        RunResult r = run_muxkit(args);
+        BOOST_TEST(r.exit_code == 2, fmt::format("{}: {}", fmt::join(args, " "), r.err));
+        BOOST_TEST(r.out.empty());
+        BOOST_TEST(r.err.find("error: ") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(unresolvable_host_is_a_runtime_error) {
+    RunResult r = run_muxkit({"multi-connect", "no-such-host.invalid:7007", "--json"});
+    BOOST_TEST(r.exit_code == 3);
+    auto lines = r.json_lines();
+    BOOST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0]["type"] == "error");
+    BOOST_TEST(lines[0]["exit"] == 3);
+}
+
+BOOST_AUTO_TEST_CASE(thousands_of_connections_against_epoll_server) {
+    raise_fd_limit(12000);
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 12000) {
+        BOOST_TEST_MESSAGE("hard RLIMIT_NOFILE below 12000: skipping");
+        return;
+    }
+    EchoServer server({"-m", "epoll"});
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "5000", "-n", "2", "--json"}, {}, 120s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["established"] == 5000);
+    BOOST_TEST(s["messages"]["received"] == 10000);
+    Json es = summary_of(server.stop());
+    BOOST_TEST(es["connections"]["peak"].get<int>() > 1000);
+}
+
+BOOST_AUTO_TEST_CASE(pattern_differs_per_connection_sequence_and_offset) {
+    char a[64], b[64], c[64];
+    fill_pattern(1, 1, 0, a, 64);
+    fill_pattern(1, 2, 0, b, 64);
+    fill_pattern(2, 1, 0, c, 64);
+    BOOST_TEST(std::memcmp(a, b, 64) != 0);
+    BOOST_TEST(std::memcmp(a, c, 64) != 0);
+    char part[32];
+    fill_pattern(1, 1, 32, part, 32);
+    BOOST_TEST(std::memcmp(a + 32, part, 32) == 0);
+}
