@@ -28,7 +28,9 @@ Json sanitize(const Json& j) {
     return j;
 }
 
-std::string scalar_text(const Json& v) {
+}  // namespace
+
+std::string format_scalar(const Json& v) {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_null()) return "n/a";
     if (v.is_number_float()) {
@@ -40,6 +42,8 @@ std::string scalar_text(const Json& v) {
     return v.dump();
 }
 
+namespace {
+
 void flatten(const Json& obj, const std::string& prefix, std::string& out) {
     for (auto it = obj.begin(); it != obj.end(); ++it) {
         std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
@@ -48,7 +52,7 @@ void flatten(const Json& obj, const std::string& prefix, std::string& out) {
             flatten(it.value(), key, out);
         } else {
             if (!out.empty()) out += ' ';
-            out += key + "=" + scalar_text(it.value());
+            out += key + "=" + format_scalar(it.value());
         }
     }
 }
@@ -72,13 +76,14 @@ std::string render_text(const Json& object) {
         if (it.key() == "type") continue;
         const Json& v = it.value();
         std::string line;
+        if ((v.is_object() || v.is_array()) && v.empty()) continue;
         if (v.is_object()) flatten(v, "", line);
         else if (v.is_array()) {
             for (const auto& e : v) {
                 if (!line.empty()) line += ", ";
-                line += e.is_object() ? e.dump() : scalar_text(e);
+                line += e.is_object() ? e.dump() : format_scalar(e);
             }
-        } else line = scalar_text(v);
+        } else line = format_scalar(v);
         out += fmt::format("{:<12} {}\n", it.key() + ":", line);
     }
     return out;

@@ -14,6 +14,9 @@ std::string render_json(const Json& object);
 // Human text: "key: value" lines; nested objects become "key: a=1 b=2"; "type" is left out.
 std::string render_text(const Json& object);
 
+// One value as text: strings bare, null as "n/a", large floats without exponent.
+std::string format_scalar(const Json& value);
+
 // {"kernel":..,"nofile_soft":..,"nofile_hard":..,"somaxconn":..,"pipe_max_size":..,"pipe_buf":..}
 Json environment_info();
 
