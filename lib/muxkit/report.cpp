@@ -68,7 +68,10 @@ long read_proc_number(const char* path) {
 
 Json number_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
-std::string render_json(const Json& object) { return sanitize(object).dump(); }
+std::string render_json(const Json& object) {
+    // Bytes from the network or a file need not be UTF-8: replace what is not, never throw.
+    return sanitize(object).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 std::string render_text(const Json& object) {
     std::string out;

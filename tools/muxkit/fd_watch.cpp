@@ -1,12 +1,145 @@
+// muxkit fd-watch: options in, the library's Watcher, one line per readiness event out.
+#include <fmt/format.h>
+
+#include <muxkit/error.hpp>
+#include <muxkit/units.hpp>
+#include <muxkit/watcher.hpp>
+
 #include "cli.hpp"
 
 namespace muxkit::cli {
 
+namespace {
+
+struct FdWatchOptions {
+    std::vector<std::string> sources;
+    std::string events = "r", timeout = "5s", count, duration, show = "size", model = "select";
+    bool once = false;
+    CommonOptions common;
+};
+
+std::uint32_t parse_event_set(const std::string& text) {
+    std::uint32_t set = 0;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        std::size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        std::string word = text.substr(start, comma - start);
+        start = comma + 1;
+        if (word == "r" || word == "read") set |= kReadable;
+        else if (word == "w" || word == "write") set |= kWritable;
+        else if (word == "x" || word == "exception") set |= kException;
+        else throw UsageError(fmt::format("invalid --events '{}': expected r, w and x separated by commas", text));
+    }
+    return set;
+}
+
+Show parse_show(const std::string& text) {
+    if (text == "none") return Show::none;
+    if (text == "size") return Show::size;
+    if (text == "text") return Show::text;
+    if (text == "hex") return Show::hex;
+    throw UsageError(fmt::format("invalid --show '{}': expected none, size, text or hex", text));
+}
+
+// Control characters and invalid bytes as escapes, so data read can never drive the terminal.
+std::string printable(const std::string& data) {
+    std::string out;
+    for (unsigned char c : data) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\\') out += "\\\\";
+        else if (c < 0x20 || c == 0x7f || c >= 0x80) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out;
+}
+
+class Printer : public WatchObserver {
+public:
+    Printer(Output& out, Show show) : out_(out), show_(show) {}
+    void on_event(const WatchEvent& e) override {
+        Json j = {{"type", "event"}, {"t", e.t}, {"fd", e.fd >= 0 ? Json(e.fd) : Json(nullptr)}};
+        if (!e.source.empty()) j["source"] = e.source;
+        if (!e.kind.empty()) j["kind"] = e.kind;
+        j["event"] = e.event;
+        j["bytes"] = e.bytes;
+        if (!e.peer.empty()) j["peer"] = e.peer;
+        if (!e.status.empty()) j["status"] = e.status;
+        if ((show_ == Show::text || show_ == Show::hex) && (e.event == "readable" || e.event == "exception"))
+            j["data"] = e.data;
+        std::string line;
+        if (e.event == "timeout") line = fmt::format("{:10.6f}  timeout", e.t);
+        else {
+            line = fmt::format("{:10.6f}  fd {:<3} {} ({})  {}", e.t, e.fd >= 0 ? std::to_string(e.fd) : "-", e.source,
+                               e.kind, e.event);
+            if (e.event == "readable" || e.event == "exception") {
+                if (show_ != Show::none) line += fmt::format("  {} bytes", e.bytes);
+                if (show_ == Show::text) line += "  " + printable(e.data);
+                if (show_ == Show::hex) line += "  " + e.data;
+            }
+            if (!e.peer.empty()) line += "  from " + e.peer;
+            if (!e.status.empty()) line += "  " + e.status;
+        }
+        out_.event(j, line);
+    }
+
+private:
+    Output& out_;
+    Show show_;
+};
+
+int run_fd_watch_command(const FdWatchOptions& o) {
+    WatchConfig cfg;
+    for (const auto& s : o.sources) cfg.sources.push_back(SourceSpec::parse(s));
+    if (cfg.sources.empty()) cfg.sources.push_back(SourceSpec::parse("stdin"));
+    cfg.model = parse_model(o.model);
+    cfg.events = parse_event_set(o.events);
+    cfg.timeout = parse_duration(o.timeout);
+    if (!o.count.empty()) cfg.count = parse_count(o.count, "--count", 1);
+    if (!o.duration.empty()) cfg.duration = parse_duration(o.duration);
+    cfg.once = o.once;
+    cfg.show = parse_show(o.show);
+
+    Output out("fd-watch", o.common);
+    Printer printer(out, cfg.show);
+    WatchSummary s = run_watch(cfg, printer);
+    Json by_source = Json::object();
+    for (const auto& [name, counts] : s.by_source) {
+        Json c = Json::object();
+        for (const auto& [event, n] : counts) c[event] = n;
+        by_source[name] = c;
+    }
+    out.summary({{"model", model_name(cfg.model)},
+                 {"events", s.events},
+                 {"timeouts", s.timeouts},
+                 {"all_sources_ended", s.all_ended},
+                 {"by_source", by_source},
+                 {"duration_s", s.duration_s}});
+    return s.timed_out_first ? kCheckFailed : kOk;
+}
+
+}  // namespace
+
 Subcommand setup_fd_watch(CLI::App& parent) {
-    auto opts = std::make_shared<CommonOptions>();
-    CLI::App* app = parent.add_subcommand("fd-watch", "not yet");
-    add_common_options(*app, *opts);
-    return {app, [] { return kRuntime; }, opts.get()};
+    auto o = std::make_shared<FdWatchOptions>();
+    CLI::App* app = parent.add_subcommand("fd-watch", "watch file descriptors with select() and report readiness events");
+    app->add_option("source", o->sources,
+                    "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND");
+    app->add_option("-e,--events", o->events, "sets to watch: r (read), w (write), x (exception), comma-separated")
+        ->capture_default_str();
+    app->add_option("-t,--timeout", o->timeout, "timeout of each wait; each expiry is a timeout event")->capture_default_str();
+    app->add_option("--count", o->count, "stop after N events");
+    app->add_option("--duration", o->duration, "stop after DUR");
+    app->add_flag("--once", o->once, "stop at the first event; exit 1 if the timeout came first");
+    app->add_option("--show", o->show, "what to print of data read: none, size, text or hex")
+        ->check(CLI::IsMember({"none", "size", "text", "hex"}))
+        ->capture_default_str();
+    app->add_option("-m,--model", o->model, "select, poll or epoll")
+        ->check(CLI::IsMember({"select", "poll", "epoll"}))
+        ->capture_default_str();
+    add_common_options(*app, o->common);
+    return {app, [o] { return run_fd_watch_command(*o); }, &o->common};
 }
 
 }  // namespace muxkit::cli

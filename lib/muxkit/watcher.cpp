@@ -1,0 +1,559 @@
+#include "muxkit/watcher.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstring>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "muxkit/clock.hpp"
+#include "muxkit/error.hpp"
+#include "muxkit/fd.hpp"
+#include "muxkit/io.hpp"
+#include "muxkit/pipe.hpp"
+#include "muxkit/process.hpp"
+#include "muxkit/signals.hpp"
+#include "muxkit/socket.hpp"
+
+namespace muxkit {
+
+std::vector<std::string> split_command(std::string_view command) {
+    std::vector<std::string> words;
+    std::string word;
+    bool in_word = false;
+    char quote = 0;
+    for (std::size_t i = 0; i < command.size(); ++i) {
+        char c = command[i];
+        if (quote) {
+            if (c == quote) quote = 0;
+            else if (c == '\\' && quote == '"' && i + 1 < command.size()) word += command[++i];
+            else word += c;
+        } else if (c == '\'' || c == '"') {
+            quote = c;
+            in_word = true;
+        } else if (c == '\\' && i + 1 < command.size()) {
+            word += command[++i];
+            in_word = true;
+        } else if (c == ' ' || c == '\t' || c == '\n') {
+            if (in_word) words.push_back(std::move(word));
+            word.clear();
+            in_word = false;
+        } else {
+            word += c;
+            in_word = true;
+        }
+    }
+    if (quote) throw UsageError(fmt::format("invalid command '{}': unterminated quote", command));
+    if (in_word) words.push_back(std::move(word));
+    return words;
+}
+
+SourceSpec SourceSpec::parse(std::string_view text) {
+    SourceSpec s;
+    s.text = std::string(text);
+    auto rest = [&](std::string_view prefix) { return std::string(text.substr(prefix.size())); };
+    if (text == "-" || text == "stdin") {
+        s.fd = 0;
+        s.text = "stdin";
+        return s;
+    }
+    if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), s.fd);
+        if (ec != std::errc()) throw UsageError(fmt::format("invalid source '{}': descriptor out of range", text));
+        return s;
+    }
+    if (text.starts_with("file:")) {
+        s.type = Type::file;
+        s.path = rest("file:");
+    } else if (text.starts_with("fifo:")) {
+        s.type = Type::fifo;
+        s.path = rest("fifo:");
+    } else if (text.starts_with("listen:")) {
+        s.type = Type::listen;
+        s.address = Address::parse(rest("listen:"));
+        return s;
+    } else if (text.starts_with("connect:")) {
+        s.type = Type::connect;
+        s.address = Address::parse(rest("connect:"));
+        return s;
+    } else if (text.starts_with("exec:")) {
+        s.type = Type::exec;
+        s.argv = split_command(rest("exec:"));
+        if (s.argv.empty()) throw UsageError(fmt::format("invalid source '{}': empty command", text));
+        return s;
+    } else {
+        throw UsageError(fmt::format(
+            "invalid source '{}': expected N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS or exec:COMMAND", text));
+    }
+    if (s.path.empty()) throw UsageError(fmt::format("invalid source '{}': missing path", text));
+    return s;
+}
+
+std::string describe_fd(int fd) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return "closed";
+    if (S_ISFIFO(st.st_mode)) {
+        char link[64] = {};
+        std::string proc = fmt::format("/proc/self/fd/{}", fd);
+        ssize_t n = ::readlink(proc.c_str(), link, sizeof link - 1);
+        return (n > 0 && std::strncmp(link, "pipe:", 5) == 0) ? "pipe" : "fifo";
+    }
+    if (S_ISREG(st.st_mode)) return "file";
+    if (S_ISDIR(st.st_mode)) return "dir";
+    if (S_ISCHR(st.st_mode)) return ::isatty(fd) ? "tty" : "chr";
+    if (S_ISBLK(st.st_mode)) return "blk";
+    if (S_ISSOCK(st.st_mode)) {
+        int domain = 0, type = 0;
+        socklen_t len = sizeof domain;
+        ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+        len = sizeof type;
+        ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+        if (domain == AF_UNIX) return "unix";
+        if (type == SOCK_STREAM) return "tcp";
+        if (type == SOCK_DGRAM) return "udp";
+        return "socket";
+    }
+    return "other";
+}
+
+namespace {
+
+enum class Role { stream, listener, fifo, exec_out };
+
+struct Source {
+    Fd owned;      // descriptors we opened; inherited ones are not closed
+    int fd = -1;
+    std::string name, kind;
+    Role role = Role::stream;
+    std::string fifo_path;
+    std::size_t exec = SIZE_MAX;  // index into execs_
+    bool ended = false;
+};
+
+struct ExecChild {
+    pid_t pid = -1;
+    std::string name;
+    int open_streams = 2;
+    bool reaped = false;
+};
+
+std::string hex_of(const char* p, std::size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(n * 2);
+    for (std::size_t i = 0; i < n; ++i) {
+        out += digits[(static_cast<unsigned char>(p[i]) >> 4) & 0xf];
+        out += digits[static_cast<unsigned char>(p[i]) & 0xf];
+    }
+    return out;
+}
+
+class WatchRun {
+public:
+    WatchRun(const WatchConfig& cfg, WatchObserver& observer)
+        : cfg_(cfg), observer_(observer), signals_(SignalPipe::install()), loop_(EventLoop::create(cfg.model)) {}
+
+    ~WatchRun() {
+        for (auto& e : execs_)
+            if (!e.reaped) {
+                ::kill(e.pid, SIGTERM);
+                wait_child(e.pid, now_ns() + 2'000'000'000);
+            }
+    }
+
+    WatchSummary run() {
+        for (const auto& spec : cfg_.sources) open_source(spec);
+        loop_->add(signals_.fd(), kReadable);
+        start_ = now_ns();
+        std::optional<std::int64_t> end;
+        if (cfg_.duration) end = start_ + cfg_.duration->count();
+        while (!done_) {
+            if (active_sources() == 0 && pending_execs() == 0) {
+                summary_.all_ended = true;
+                break;
+            }
+            const std::int64_t timeout_at = now_ns() + cfg_.timeout.count();
+            std::int64_t deadline = timeout_at;
+            if (end) deadline = std::min(deadline, *end);
+            if (pending_execs()) deadline = std::min(deadline, now_ns() + 20'000'000);
+            auto events = loop_->wait(deadline);
+            bool any = false;
+            for (const Event& ev : events) {
+                if (done_) break;
+                if (ev.fd == signals_.fd()) {
+                    if (signals_.drain().stop) done_ = true;
+                    continue;
+                }
+                any = true;
+                handle(ev);
+            }
+            reap_execs();
+            const std::int64_t now = now_ns();
+            if (end && now >= *end) break;
+            if (!any && !done_ && now >= timeout_at) {
+                WatchEvent e;
+                e.event = "timeout";
+                emit(e);
+                if (cfg_.once) summary_.timed_out_first = true;
+            }
+        }
+        summary_.duration_s = static_cast<double>(now_ns() - start_) / 1e9;
+        return summary_;
+    }
+
+private:
+    std::size_t active_sources() const {
+        return static_cast<std::size_t>(std::count_if(sources_.begin(), sources_.end(), [](const Source& s) { return !s.ended; }));
+    }
+    std::size_t pending_execs() const {
+        return static_cast<std::size_t>(std::count_if(execs_.begin(), execs_.end(), [](const ExecChild& e) { return !e.reaped; }));
+    }
+
+    void check_watchable(int fd, const std::string& name) {
+        if (!loop_->can_watch(fd))
+            throw UsageError(fmt::format("cannot watch {} (descriptor {}) with select: at or past FD_SETSIZE ({}); use -m poll or -m epoll",
+                                         name, fd, FD_SETSIZE));
+        struct stat st;
+        if (::fstat(fd, &st) != 0) throw SystemError(errno, fmt::format("cannot watch {} (descriptor {})", name, fd));
+        if (S_ISREG(st.st_mode) && (cfg_.model == Model::epoll || cfg_.model == Model::epoll_et))
+            throw UsageError(fmt::format("epoll cannot watch a regular file ({}); use -m select or -m poll", name));
+    }
+
+    std::size_t add_source(Source s, std::uint32_t interest) {
+        check_watchable(s.fd, s.name);
+        s.kind = describe_fd(s.fd);
+        loop_->add(s.fd, interest);
+        if (static_cast<std::size_t>(s.fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(s.fd) + 1, SIZE_MAX);
+        by_fd_[s.fd] = sources_.size();
+        sources_.push_back(std::move(s));
+        return sources_.size() - 1;
+    }
+
+    Fd open_fifo(const std::string& path) {
+        Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // never blocks on a missing writer
+        if (!fd) throw SystemError(errno, "cannot open fifo " + path);
+        struct stat st;
+        if (::fstat(fd.get(), &st) == 0 && !S_ISFIFO(st.st_mode)) throw RuntimeError(fmt::format("{} is not a FIFO", path));
+        return fd;
+    }
+
+    void open_source(const SourceSpec& spec) {
+        Source s;
+        s.name = spec.text;
+        switch (spec.type) {
+        case SourceSpec::Type::fd:
+            if (::fcntl(spec.fd, F_GETFD) < 0)
+                throw RuntimeError(fmt::format("cannot watch descriptor {}: it is not open", spec.fd));
+            s.fd = spec.fd;
+            add_source(std::move(s), cfg_.events);
+            return;
+        case SourceSpec::Type::file:
+            s.owned = Fd(::open(spec.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+            if (!s.owned) throw SystemError(errno, "cannot open " + spec.path);
+            s.fd = s.owned.get();
+            add_source(std::move(s), cfg_.events);
+            return;
+        case SourceSpec::Type::fifo:
+            s.owned = open_fifo(spec.path);
+            s.fd = s.owned.get();
+            s.role = Role::fifo;
+            s.fifo_path = spec.path;
+            add_source(std::move(s), kReadable);
+            return;
+        case SourceSpec::Type::listen: {
+            Endpoint ep = resolve(spec.address, true).front();
+            s.owned = listen_on(ep, 128);
+            s.fd = s.owned.get();
+            s.role = Role::listener;
+            s.name = "listen:" + (spec.address.kind == Address::Kind::unix_path ? ep.to_string()
+                                                                                 : local_endpoint(s.fd).to_string());
+            listening_.push_back(s.name);
+            add_source(std::move(s), kReadable);
+            return;
+        }
+        case SourceSpec::Type::connect: {
+            Endpoint ep = resolve(spec.address, false).front();
+            Connecting c = connect_nonblocking(ep);
+            if (c.err) throw SystemError(c.err, "cannot connect to " + ep.to_string());
+            if (c.in_progress) {
+                pollfd p{c.fd.get(), POLLOUT, 0};
+                if (::poll(&p, 1, 5000) <= 0) throw SystemError(ETIMEDOUT, "cannot connect to " + ep.to_string());
+                if (int err = socket_error(c.fd.get())) throw SystemError(err, "cannot connect to " + ep.to_string());
+            }
+            s.owned = std::move(c.fd);
+            s.fd = s.owned.get();
+            add_source(std::move(s), cfg_.events);
+            return;
+        }
+        case SourceSpec::Type::exec: start_exec(spec); return;
+        }
+    }
+
+    void start_exec(const SourceSpec& spec) {
+        Pipe out = make_pipe(), err = make_pipe(), status = make_pipe();
+        std::vector<char*> argv;
+        for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        pid_t pid = ::fork();
+        if (pid < 0) throw_errno("fork");
+        if (pid == 0) {
+            int devnull = ::open("/dev/null", O_RDONLY);
+            ::dup2(devnull, 0);
+            ::dup2(out.write.get(), 1);
+            ::dup2(err.write.get(), 2);
+            ::signal(SIGPIPE, SIG_DFL);
+            ::execvp(argv[0], argv.data());
+            int e = errno;
+            write_all(status.write.get(), &e, sizeof e);  // the close-on-exec pipe tells the parent why
+            ::_exit(127);
+        }
+        out.write.reset();
+        err.write.reset();
+        status.write.reset();
+        int exec_errno = 0;
+        if (read_full(status.read.get(), &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno)) {
+            wait_child(pid);
+            throw SystemError(exec_errno, fmt::format("cannot run '{}'", spec.argv[0]));
+        }
+        execs_.push_back({pid, spec.text, 2, false});
+        for (auto* p : {&out, &err}) {
+            Source s;
+            s.name = spec.text + (p == &out ? "[stdout]" : "[stderr]");
+            set_nonblocking(p->read.get());
+            s.owned = std::move(p->read);
+            s.fd = s.owned.get();
+            s.role = Role::exec_out;
+            s.exec = execs_.size() - 1;
+            add_source(std::move(s), kReadable);
+        }
+    }
+
+    void handle(const Event& ev) {
+        if (static_cast<std::size_t>(ev.fd) >= by_fd_.size() || by_fd_[ev.fd] == SIZE_MAX) return;
+        const std::size_t index = by_fd_[ev.fd];
+        if (sources_[index].ended) return;
+        if (sources_[index].role == Role::listener) {
+            accept_all(index);
+            return;
+        }
+        if (ev.events & kException) on_exception(index);
+        if (done_ || sources_[index].ended) return;
+        if (ev.events & (kReadable | kHangup | kError)) {
+            if (loop_->interest(ev.fd) & kReadable) on_readable(index);
+            else on_hangup(index);
+        }
+        if (done_ || sources_[index].ended) return;
+        if (ev.events & kWritable) on_writable(index);
+    }
+
+    WatchEvent event_for(const Source& s, std::string_view what) {
+        WatchEvent e;
+        e.fd = s.fd;
+        e.source = s.name;
+        e.kind = s.kind;
+        e.event = std::string(what);
+        return e;
+    }
+
+    void on_readable(std::size_t index) {
+        Source& s = sources_[index];
+        std::uint64_t total = 0;
+        std::string shown;
+        bool eof = false;
+        int error = 0;
+        // Drain what is there now (FIONREAD), never blocking: inherited descriptors stay blocking,
+        // since their open file description is shared with the shell.
+        for (int round = 0; round < 64; ++round) {
+            int avail = 0;
+            if (::ioctl(s.fd, FIONREAD, &avail) != 0) avail = -1;
+            if (avail == 0 && total > 0) break;
+            std::size_t want = avail > 0 ? std::min<std::size_t>(static_cast<std::size_t>(avail), sizeof buf_) : sizeof buf_;
+            IoResult r = read_some(s.fd, buf_, want);
+            if (r.n > 0) {
+                total += r.n;
+                if (cfg_.show == Show::text) shown.append(buf_, static_cast<std::size_t>(r.n));
+                else if (cfg_.show == Show::hex) shown += hex_of(buf_, static_cast<std::size_t>(r.n));
+                if (avail < 0) break;  // unknown amount: one read per wake-up
+                continue;
+            }
+            if (r.n == 0) eof = true;
+            else if (!r.would_block()) error = r.err;
+            break;
+        }
+        if (total > 0) {
+            WatchEvent e = event_for(s, "readable");
+            e.bytes = total;
+            e.data = std::move(shown);
+            if (!emit(e)) return;
+        }
+        if (error) {
+            WatchEvent e = event_for(s, "error");
+            e.error = error;
+            e.status = errno_name(error);
+            emit(e);
+            end_source(index);
+        } else if (eof) {
+            emit(event_for(s, "eof"));
+            if (s.role == Role::fifo) reopen_fifo(index);
+            else end_source(index);
+        }
+    }
+
+    // A write side whose far end is gone: select says writable, poll says POLLERR or POLLHUP.
+    bool far_end_gone(int fd) {
+        pollfd p{fd, 0, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP));
+    }
+
+    void on_hangup(std::size_t index) {
+        emit(event_for(sources_[index], "hangup"));
+        end_source(index);
+    }
+
+    void on_writable(std::size_t index) {
+        if (far_end_gone(sources_[index].fd)) {
+            on_hangup(index);
+            return;
+        }
+        emit(event_for(sources_[index], "writable"));
+    }
+
+    void on_exception(std::size_t index) {
+        Source& s = sources_[index];
+        WatchEvent e = event_for(s, "exception");
+        char c;
+        ssize_t n = ::recv(s.fd, &c, 1, MSG_OOB | MSG_DONTWAIT);  // consume urgent data so it is reported once
+        if (n == 1) {
+            e.bytes = 1;
+            if (cfg_.show == Show::text) e.data.assign(1, c);
+            else if (cfg_.show == Show::hex) e.data = hex_of(&c, 1);
+        }
+        emit(e);
+    }
+
+    void accept_all(std::size_t index) {
+        for (int i = 0; i < 64 && !done_; ++i) {
+            Accepted a = accept_connection(sources_[index].fd);
+            if (a.err == EAGAIN) return;
+            if (a.err) {
+                WatchEvent e = event_for(sources_[index], "error");
+                e.error = a.err;
+                e.status = errno_name(a.err);
+                emit(e);
+                return;
+            }
+            std::string peer;
+            try {
+                peer = peer_endpoint(a.fd.get()).to_string();
+            } catch (const SystemError&) {
+                peer = "unknown";
+            }
+            WatchEvent e = event_for(sources_[index], "accepted");
+            e.peer = peer;
+            if (!loop_->can_watch(a.fd.get())) {
+                e.event = "error";
+                e.status = fmt::format("descriptor {} is past FD_SETSIZE: connection closed", a.fd.get());
+                emit(e);
+                continue;
+            }
+            e.fd = a.fd.get();
+            Source s;
+            s.name = "accepted:" + peer;
+            s.fd = a.fd.get();
+            s.owned = std::move(a.fd);
+            add_source(std::move(s), cfg_.events);
+            if (!emit(e)) return;
+        }
+    }
+
+    void reopen_fifo(std::size_t index) {
+        Source& s = sources_[index];
+        // Reading a FIFO whose writers have gone returns EOF at once, for ever: reopen it so the
+        // source is quiet until the next writer comes.
+        loop_->remove(s.fd);
+        by_fd_[s.fd] = SIZE_MAX;
+        s.owned.reset();
+        s.owned = open_fifo(s.fifo_path);
+        s.fd = s.owned.get();
+        loop_->add(s.fd, kReadable);
+        if (static_cast<std::size_t>(s.fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(s.fd) + 1, SIZE_MAX);
+        by_fd_[s.fd] = index;
+    }
+
+    void end_source(std::size_t index) {
+        Source& s = sources_[index];
+        if (s.ended) return;
+        s.ended = true;
+        loop_->remove(s.fd);
+        by_fd_[s.fd] = SIZE_MAX;
+        s.owned.reset();
+        if (s.exec != SIZE_MAX) --execs_[s.exec].open_streams;
+    }
+
+    void reap_execs() {
+        for (auto& e : execs_) {
+            if (e.reaped || e.open_streams > 0 || done_) continue;
+            int status;
+            if (::waitpid(e.pid, &status, WNOHANG) != e.pid) continue;
+            e.reaped = true;
+            WatchEvent ev;
+            ev.source = e.name;
+            ev.kind = "process";
+            ev.event = "exited";
+            ev.status = decode_status(status).to_string();
+            emit(ev);
+        }
+    }
+
+    // Reports one event; false once the run is over (--count or --once reached).
+    bool emit(WatchEvent e) {
+        e.t = static_cast<double>(now_ns() - start_) / 1e9;
+        observer_.on_event(e);
+        ++summary_.events;
+        if (e.event == "timeout") ++summary_.timeouts;
+        const std::string key = e.event == "timeout" ? std::string("(timeout)") : e.source;
+        auto it = std::find_if(summary_.by_source.begin(), summary_.by_source.end(), [&](auto& p) { return p.first == key; });
+        if (it == summary_.by_source.end()) {
+            summary_.by_source.push_back({key, {}});
+            it = summary_.by_source.end() - 1;
+        }
+        ++it->second[e.event];
+        if (cfg_.once || (cfg_.count && summary_.events >= cfg_.count)) done_ = true;
+        return !done_;
+    }
+
+    const WatchConfig& cfg_;
+    WatchObserver& observer_;
+    SignalPipe& signals_;
+    std::unique_ptr<EventLoop> loop_;
+    std::vector<Source> sources_;
+    std::vector<std::size_t> by_fd_;
+    std::vector<ExecChild> execs_;
+    std::vector<std::string> listening_;
+    WatchSummary summary_;
+    std::int64_t start_ = 0;
+    bool done_ = false;
+    char buf_[65536];
+};
+
+}  // namespace
+
+WatchSummary run_watch(const WatchConfig& config, WatchObserver& observer) {
+    if (config.sources.empty()) throw UsageError("no source to watch");
+    WatchRun run(config, observer);
+    return run.run();
+}
+
+}  // namespace muxkit
