@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include <fcntl.h>
@@ -77,21 +78,72 @@ struct Connection {
     std::vector<char> pending;  // echo the socket did not take yet; never more than one read
     std::size_t pending_off = 0;
     bool more_to_read = false;  // edge-triggered: stopped reading before EAGAIN
-    std::string peer;           // only filled when the observer wants connection events
+    bool paused = false;        // not reading until the store pipe drains
+    std::string peer;           // filled when connection events or jsonl store records need it
 
     bool has_pending() const noexcept { return pending_off < pending.size(); }
 };
 
-enum class Role : std::uint8_t { none, connection, listener, signal };
+enum class Role : std::uint8_t { none, connection, listener, signal, store };
+
+// Records waiting for room in the store pipe: written in order, each in one write (atomic).
+class StoreQueue {
+public:
+    bool empty() const noexcept { return head_ == lens_.size(); }
+    std::size_t pending() const noexcept { return pending_; }
+    void push(const char* p, std::size_t n) {
+        bytes_.insert(bytes_.end(), p, p + n);
+        lens_.push_back(static_cast<std::uint32_t>(n));
+        pending_ += n;
+    }
+    // Writes whole records until the pipe is full; returns 0, or the errno that stopped it.
+    int flush(int fd) {
+        int err = 0;
+        while (!empty()) {
+            IoResult w = write_some(fd, bytes_.data() + off_, lens_[head_]);
+            if (w.failed()) {
+                if (!w.would_block()) err = w.err;
+                break;
+            }
+            off_ += lens_[head_];
+            pending_ -= lens_[head_];
+            ++head_;
+        }
+        if (empty()) {
+            bytes_.clear();
+            lens_.clear();
+            head_ = off_ = 0;
+        } else if (off_ > bytes_.size() / 2) {  // drop what was written, so memory stays bounded
+            bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(off_));
+            lens_.erase(lens_.begin(), lens_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = off_ = 0;
+        }
+        return err;
+    }
+
+private:
+    std::vector<char> bytes_;
+    std::vector<std::uint32_t> lens_;
+    std::size_t head_ = 0, off_ = 0, pending_ = 0;
+};
+
+constexpr std::size_t kStoreHighWater = 1 << 20;  // stop reading clients past this much unstored data
+constexpr std::size_t kStoreLowWater = 1 << 18;   // and start again below this
 
 class MultiplexServer {
 public:
     MultiplexServer(const EchoServerConfig& config, EchoServerObserver& observer)
         : config_(config), observer_(observer), signals_(SignalPipe::install()),
           loop_(EventLoop::create(to_model(config.model))), edge_(loop_->edge_triggered()),
-          buffer_(std::max<std::size_t>(config.buffer_size, 1)) {}
+          buffer_(std::max<std::size_t>(config.buffer_size, 1)),
+          encoder_(config.store ? config.store->format : StoreFormat::raw) {}
 
     EchoServerStats run() {
+        if (config_.store) {
+            store_ = std::make_unique<StoreWriter>(*config_.store);
+            set_nonblocking(store_->write_fd());
+            watch(store_->write_fd(), Role::store, 0);
+        }
         listeners_ = detail::open_listeners(config_, observer_);
         spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         watch(signals_.fd(), Role::signal);
@@ -120,10 +172,18 @@ public:
         }
         for (auto& c : conns_)
             if (c) {
-                if (c->has_pending()) flush(*c, /*final=*/true);
-                if (c) close_connection(*c, "stop");
+                if (c->has_pending() && fatal_.empty()) flush(*c, /*final=*/true);
+                if (c) close_connection(*c, fatal_.empty() ? "stop" : "store failed");
             }
         detail::remove_unix_sockets(listeners_);
+        if (!fatal_.empty()) throw RuntimeError(fatal_);
+        if (store_) {
+            // Everything received reaches the file before the summary: flush, then let the writer fsync.
+            set_nonblocking(store_->write_fd(), false);
+            if (int err = store_queue_.flush(store_->write_fd()))
+                throw RuntimeError(fmt::format("cannot hand data to the store writer: {}", std::strerror(err)));
+            store_->finish();
+        }
         return snapshot();
     }
 
@@ -153,13 +213,12 @@ private:
         return stats_;
     }
 
-    void watch(int fd, Role role) {
+    void watch(int fd, Role role, std::uint32_t interest = kReadable) {
         if (static_cast<std::size_t>(fd) >= roles_.size()) {
             roles_.resize(static_cast<std::size_t>(fd) + 1, Role::none);
             conns_.resize(roles_.size());
         }
         roles_[fd] = role;
-        std::uint32_t interest = kReadable;
         if (role == Role::connection && edge_) interest |= kWritable;  // registered once; never modified
         loop_->add(fd, interest);
     }
@@ -170,6 +229,7 @@ private:
         case Role::signal: on_signal(); break;
         case Role::listener: on_listener(ev.fd); break;
         case Role::connection: on_connection(*conns_[ev.fd], ev.events); break;
+        case Role::store: on_store_event(ev.events); break;
         case Role::none: break;
         }
     }
@@ -178,6 +238,70 @@ private:
         SignalFlags f = signals_.drain();
         if (f.stats) observer_.on_stats(snapshot());
         if (f.stop) stop_ = true;
+        if (f.child && store_ && !store_->alive()) store_failed(store_->death());
+    }
+
+    // ---- the store pipe
+
+    void store_received(Connection& c, const char* data, std::size_t len) {
+        const int fd = store_->write_fd();
+        stats_.store_bytes += len;
+        stats_.store_records += encoder_.encode({c.id, c.peer}, data, len, [&](const char* rec, std::size_t n) {
+            if (store_queue_.empty()) {
+                IoResult w = write_some(fd, rec, n);  // at most PIPE_BUF: all or nothing
+                if (!w.failed()) return;
+                if (!w.would_block()) {
+                    store_failed("");
+                    return;
+                }
+            }
+            store_queue_.push(rec, n);
+        });
+        if (!store_queue_.empty()) loop_->modify(fd, kWritable);
+    }
+
+    void on_store_event(std::uint32_t events) {
+        if ((events & (kError | kHangup)) || store_queue_.flush(store_->write_fd()) != 0) {
+            store_failed("");  // the read end is gone: the writer died
+            return;
+        }
+        if (store_queue_.empty()) loop_->modify(store_->write_fd(), 0);
+        if (store_queue_.pending() < kStoreLowWater && !paused_.empty()) resume_paused();
+    }
+
+    bool store_full() const noexcept { return store_ && store_queue_.pending() >= kStoreHighWater; }
+
+    void pause(Connection& c) {
+        if (c.paused) return;
+        c.paused = true;
+        paused_.push_back(c.fd.get());
+        if (!edge_) loop_->modify(c.fd.get(), 0);
+    }
+
+    void resume_paused() {
+        std::vector<int> fds;
+        fds.swap(paused_);
+        for (int fd : fds) {
+            Connection* c = conns_[fd].get();
+            if (!c || !c->paused) continue;
+            c->paused = false;
+            if (!edge_) loop_->modify(fd, c->has_pending() ? kWritable : kReadable);
+            else if (!c->has_pending()) read_and_echo(*c);
+        }
+    }
+
+    // The writer is gone: stop at once; run() closes the clients and reports the error.
+    void store_failed(const std::string& why) {
+        if (!fatal_.empty()) return;
+        std::string death = why;
+        for (int i = 0; i < 50 && death.empty(); ++i) {  // EPIPE comes first; the exit status a moment later
+            if (!store_->alive()) death = store_->death();
+            else ::usleep(1000);
+        }
+        fatal_ = death.empty() ? fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(),
+                                             store_->path())
+                               : death;
+        stop_ = true;
     }
 
     void on_listener(int lfd) {
@@ -241,7 +365,7 @@ private:
         auto c = std::make_unique<Connection>();
         c->id = ++next_id_;
         c->last_active_ns = now_ns();
-        if (observer_.wants_connection_events()) {
+        if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {
             try {
                 c->peer = peer_endpoint(fd.get()).to_string();
             } catch (const SystemError&) {
@@ -264,18 +388,25 @@ private:
         }
         if (events & (kReadable | kHangup | kError)) {
             if (c.has_pending()) c.more_to_read = true;  // edge-triggered: come back after the flush
-            else read_and_echo(c);
+            else read_and_echo(c, (events & (kHangup | kError)) != 0);
         }
     }
 
     // Reads and echoes; level-triggered reads once per wake-up (fair), edge-triggered until EAGAIN.
     // Returns false when the connection was closed.
-    bool read_and_echo(Connection& c) {
+    // A connection that hung up is read even past the store's high-water mark (poll would
+    // report the hangup again and again otherwise); what it can still send is bounded.
+    bool read_and_echo(Connection& c, bool hung_up = false) {
         for (;;) {
+            if (store_full() && !hung_up) {
+                pause(c);  // backpressure: the disk is slower than the clients
+                return true;
+            }
             IoResult r = read_some(c.fd.get(), buffer_.data(), buffer_.size());
             if (r.n > 0) {
                 c.bytes_in += r.n;
                 stats_.bytes_in += r.n;
+                if (store_) store_received(c, buffer_.data(), static_cast<std::size_t>(r.n));
                 if (config_.idle_timeout) c.last_active_ns = now_ns();
                 if (!echo(c, buffer_.data(), static_cast<std::size_t>(r.n))) return false;
                 if (c.has_pending()) {
@@ -377,6 +508,11 @@ private:
     std::unique_ptr<EventLoop> loop_;
     bool edge_;
     std::vector<char> buffer_;  // one read buffer shared by every connection
+    StoreEncoder encoder_;
+    std::unique_ptr<StoreWriter> store_;
+    StoreQueue store_queue_;
+    std::vector<int> paused_;  // connections waiting for the store to drain
+    std::string fatal_;
     std::vector<Listener> listeners_;
     std::vector<Role> roles_;                          // by descriptor
     std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor

@@ -11,6 +11,7 @@
 #include "muxkit/address.hpp"
 #include "muxkit/error.hpp"
 #include "muxkit/event_loop.hpp"
+#include "muxkit/store.hpp"
 #include "muxkit/units.hpp"
 
 namespace muxkit {
@@ -30,6 +31,7 @@ struct EchoServerConfig {
     std::optional<Duration> stats_interval;
     std::uint64_t max_clients = 0;  // 0: no limit
     int backlog = 4096;
+    std::optional<StoreConfig> store;  // keep every received byte in a file, through a writer process
 };
 
 struct EchoServerStats {
@@ -40,6 +42,7 @@ struct EchoServerStats {
     std::uint64_t idle_closed = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0;
     ErrorCounts errors;
+    std::uint64_t store_bytes = 0, store_records = 0;
     double duration_s = 0;
 
     std::uint64_t refused() const noexcept {
@@ -67,7 +70,8 @@ public:
 };
 
 // Runs until SIGINT/SIGTERM, the duration, or max_clients; returns the final counts.
-// Throws SystemError/RuntimeError when it cannot start (cannot listen, ...).
+// Throws SystemError/RuntimeError when it cannot start (cannot listen, ...) and RuntimeError
+// when the store writer dies (after closing every client): data is never lost silently.
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer);
 
 }  // namespace muxkit

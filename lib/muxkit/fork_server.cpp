@@ -2,6 +2,7 @@
 // Children report their counts through one pipe (one record per write, below PIPE_BUF: atomic).
 #include <cerrno>
 #include <csignal>
+#include <memory>
 #include <unordered_map>
 
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include "muxkit/io.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
+#include "muxkit/store.hpp"
 
 namespace muxkit::detail {
 
@@ -24,6 +26,8 @@ struct ChildReport {
     std::int32_t error;  // errno that ended the connection, or 0
     std::uint64_t bytes_in;
     std::uint64_t bytes_out;
+    std::uint64_t store_bytes;
+    std::uint64_t store_records;
     std::uint32_t idle_closed;
     std::uint32_t reserved;
 };
@@ -44,8 +48,19 @@ bool wait_for(int fd, short events, int timeout_ms, bool& idle) {
     }
 }
 
-[[noreturn]] void serve_child(int fd, const EchoServerConfig& config, int report_fd) {
-    ChildReport rep{static_cast<std::int32_t>(::getpid()), 0, 0, 0, 0, 0};
+// store_fd: the store pipe (blocking), or -1. Each record goes in one write of at most PIPE_BUF
+// bytes, so the records of all the connection processes never interleave.
+[[noreturn]] void serve_child(int fd, std::uint64_t id, const EchoServerConfig& config, int report_fd, int store_fd) {
+    ChildReport rep{static_cast<std::int32_t>(::getpid()), 0, 0, 0, 0, 0, 0, 0};
+    StoreEncoder encoder(config.store ? config.store->format : StoreFormat::raw);
+    std::string peer;
+    if (store_fd >= 0 && config.store->format == StoreFormat::jsonl) {
+        try {
+            peer = peer_endpoint(fd).to_string();
+        } catch (const SystemError&) {
+            peer = "unknown";
+        }
+    }
     const int timeout_ms = config.idle_timeout ? static_cast<int>(std::max<std::int64_t>(1, config.idle_timeout->count() / 1'000'000)) : -1;
     std::vector<char> buf(std::max<std::size_t>(config.buffer_size, 1));
     bool idle = false;
@@ -58,6 +73,18 @@ bool wait_for(int fd, short events, int timeout_ms, bool& idle) {
             break;
         }
         rep.bytes_in += r.n;
+        if (store_fd >= 0) {
+            int err = 0;
+            rep.store_records += encoder.encode({id, peer}, buf.data(), static_cast<std::size_t>(r.n),
+                                                [&](const char* rec, std::size_t n) {
+                                                    if (!err) err = write_all(store_fd, rec, n);
+                                                });
+            if (err) {
+                rep.error = err;  // EPIPE: the writer is gone; the parent reports it
+                break;
+            }
+            rep.store_bytes += r.n;
+        }
         std::size_t off = 0;
         while (off < static_cast<std::size_t>(r.n)) {
             IoResult w = send_some(fd, buf.data() + off, r.n - off);
@@ -81,6 +108,8 @@ done:
 
 EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserver& observer) {
     SignalPipe& signals = SignalPipe::install();
+    std::unique_ptr<StoreWriter> store;
+    if (config.store) store = std::make_unique<StoreWriter>(*config.store);
     std::vector<Listener> listeners = open_listeners(config, observer);
     int pfd[2];
     if (::pipe2(pfd, O_CLOEXEC) != 0) throw_errno("cannot create the report pipe");
@@ -101,6 +130,7 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
     std::optional<std::int64_t> next_stats;
     if (config.stats_interval) next_stats = start + config.stats_interval->count();
     bool stop = false;
+    std::string fatal;
 
     auto snapshot = [&] {
         stats.current = live.size();
@@ -115,6 +145,8 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
             stats.bytes_in += rep.bytes_in;
             stats.bytes_out += rep.bytes_out;
             stats.idle_closed += rep.idle_closed;
+            stats.store_bytes += rep.store_bytes;
+            stats.store_records += rep.store_records;
             if (rep.error) stats.errors.add(rep.error);
         }
     };
@@ -124,6 +156,11 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
             pid_t pid = ::waitpid(-1, &status, options);
             if (pid > 0) {
                 if (live.erase(pid)) ++stats.finished;
+                if (store && pid == store->pid()) {
+                    store->note_exit(status);
+                    fatal = store->death();
+                    stop = true;
+                }
                 continue;
             }
             if (pid < 0 && errno == EINTR) continue;
@@ -155,7 +192,7 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
                 SignalPipe::reset_in_child();
                 for (auto& l : listeners) ::close(l.fd.get());
                 ::close(report_read.get());
-                serve_child(a.fd.get(), config, report_write.get());
+                serve_child(a.fd.get(), next_id + 1, config, report_write.get(), store ? store->write_fd() : -1);
             }
             live.emplace(pid, ++next_id);
             ++stats.accepted;
@@ -186,20 +223,28 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
         }
     }
 
-    // Stop: end every child, give them a moment to report, then make sure.
+    // Stop: end every child and let it report. With a store, a child may wait for the writer to
+    // make room, so it gets longer before it is killed (which would lose what it holds).
     for (auto& [pid, id] : live) ::kill(pid, SIGTERM);
-    const std::int64_t grace_end = now_ns() + 2'000'000'000;
+    const std::int64_t grace_end = now_ns() + (store && fatal.empty() ? 60'000'000'000 : 2'000'000'000);
     while (!live.empty() && now_ns() < grace_end) {
         read_reports();
         reap(WNOHANG);
         if (!live.empty()) ::usleep(2000);
     }
-    for (auto& [pid, id] : live) ::kill(pid, SIGKILL);
-    reap(0);
+    for (auto& [pid, id] : live) {
+        ::kill(pid, SIGKILL);
+        int status;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    live.clear();
     report_write.reset();
     set_nonblocking(report_read.get(), false);
     read_reports();  // every child is gone and the write end closed: reads until EOF
     remove_unix_sockets(listeners);
+    if (!fatal.empty()) throw RuntimeError(fatal);
+    if (store) store->finish();  // every byte received is in the file, fsynced
     return snapshot();
 }
 

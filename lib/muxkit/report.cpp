@@ -36,7 +36,7 @@ std::string format_scalar(const Json& v) {
     if (v.is_number_float()) {
         double d = v.get<double>();
         if (!std::isfinite(d)) return "n/a";
-        if (std::abs(d) >= 1e5) return fmt::format("{:.0f}", d);
+        if (std::abs(d) >= 1e4) return fmt::format("{:.0f}", d);
         return fmt::format("{:.4g}", d);
     }
     return v.dump();

@@ -18,6 +18,8 @@ struct EchoServerOptions {
     std::string idle_timeout, duration, stats_interval;
     std::uint64_t max_clients = 0;
     int backlog = 4096;
+    std::string store, store_format = "raw";
+    CLI::Option* store_format_opt = nullptr;
     CommonOptions common;
 };
 
@@ -97,6 +99,8 @@ int run_echo_server_command(const EchoServerOptions& o) {
     config.max_clients = o.max_clients;
     if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
     config.backlog = o.backlog;
+    if (!o.store.empty()) config.store = StoreConfig{o.store, parse_store_format(o.store_format)};
+    else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
 
     Output out("echo-server", o.common);
     Reporter reporter(out);
@@ -104,6 +108,11 @@ int run_echo_server_command(const EchoServerOptions& o) {
     Json summary = {{"model", server_model_name(config.model)}};
     Json body = stats_json(s);
     for (auto it = body.begin(); it != body.end(); ++it) summary[it.key()] = it.value();
+    if (config.store)
+        summary["store"] = {{"bytes", s.store_bytes},
+                            {"records", s.store_records},
+                            {"file", config.store->path},
+                            {"format", store_format_name(config.store->format)}};
     out.summary(summary);
     return kOk;
 }
@@ -128,6 +137,10 @@ Subcommand setup_echo_server(CLI::App& parent) {
     app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone");
     app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)");
     app->add_option("--backlog", opts->backlog, "listen backlog")->capture_default_str();
+    app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)");
+    opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")
+                                 ->check(CLI::IsMember({"raw", "jsonl"}))
+                                 ->capture_default_str();
     add_common_options(*app, opts->common);
     return {app, [opts] { return run_echo_server_command(*opts); }, &opts->common};
 }
