@@ -7,12 +7,21 @@
 
 namespace muxkit::cli {
 
+std::vector<Subcommand> build_app(CLI::App& app) {
+    app.description("muxkit: network and IPC diagnostics (echo server, load client, fd watcher, pipe tests)");
+    app.name("muxkit");
+    app.set_version_flag("--version", "muxkit " MUXKIT_VERSION);
+    app.require_subcommand(1);
+    return {setup_echo_server(app), setup_multi_connect(app), setup_fd_watch(app), setup_pipe_test(app)};
+}
+
 void add_common_options(CLI::App& app, CommonOptions& opts) {
     app.add_flag("--json", opts.json, "write JSON Lines to stdout: one object per event, then a summary");
     app.add_flag("-v,--verbose", opts.verbose, "more detail (repeatable)");
     app.add_flag("-q,--quiet", opts.quiet, "less detail (repeatable)");
-    app.add_option("--color", opts.color, "colour the output: auto, always or never")
-        ->check(CLI::IsMember({"auto", "always", "never"}));
+    app.add_option("--color", opts.color, "colour the output: auto, always or never")->type_name("WHEN")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->capture_default_str();
 }
 
 bool use_color(std::string_view mode, std::FILE* stream) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -54,6 +55,10 @@ struct Subcommand {
     std::function<int()> run;
     const CommonOptions* common;
 };
+
+// The whole command line: the top-level App and its four subcommands. muxkit and muxkit-docgen
+// both build it here, so the man pages and completions come from the same tree as --help.
+std::vector<Subcommand> build_app(CLI::App& app);
 
 Subcommand setup_echo_server(CLI::App& parent);
 Subcommand setup_multi_connect(CLI::App& parent);

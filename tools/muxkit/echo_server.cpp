@@ -123,22 +123,22 @@ Subcommand setup_echo_server(CLI::App& parent) {
     auto opts = std::make_shared<EchoServerOptions>();
     CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll or fork");
     app->add_option("address", opts->addresses,
-                    "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)");
-    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered) or fork")
+                    "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
+    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered) or fork")->type_name("MODEL")
         ->check(CLI::IsMember({"select", "poll", "epoll", "epoll-et", "fork"}))
         ->capture_default_str();
-    app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")
+    app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")->type_name("SIZE")
         ->capture_default_str();
     app->add_option("--max-connections", opts->max_connections,
-                    "connections beyond N are accepted, closed at once and counted")
+                    "connections beyond N are accepted, closed at once and counted")->type_name("N")
         ->capture_default_str();
-    app->add_option("--idle-timeout", opts->idle_timeout, "close a connection idle for DUR");
-    app->add_option("--duration", opts->duration, "stop after DUR");
-    app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone");
-    app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)");
-    app->add_option("--backlog", opts->backlog, "listen backlog")->capture_default_str();
-    app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)");
-    opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")
+    app->add_option("--idle-timeout", opts->idle_timeout, "close a connection idle for DUR")->type_name("DUR");
+    app->add_option("--duration", opts->duration, "stop after DUR")->type_name("DUR");
+    app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone")->type_name("N");
+    app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)")->type_name("DUR");
+    app->add_option("--backlog", opts->backlog, "listen backlog")->type_name("N")->capture_default_str();
+    app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)")->type_name("FILE");
+    opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")->type_name("FORMAT")
                                  ->check(CLI::IsMember({"raw", "jsonl"}))
                                  ->capture_default_str();
     add_common_options(*app, opts->common);

@@ -125,17 +125,17 @@ Subcommand setup_fd_watch(CLI::App& parent) {
     auto o = std::make_shared<FdWatchOptions>();
     CLI::App* app = parent.add_subcommand("fd-watch", "watch file descriptors with select() and report readiness events");
     app->add_option("source", o->sources,
-                    "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND");
-    app->add_option("-e,--events", o->events, "sets to watch: r (read), w (write), x (exception), comma-separated")
+                    "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND")->type_name("SOURCE");
+    app->add_option("-e,--events", o->events, "sets to watch: r (read), w (write), x (exception), comma-separated")->type_name("SETS")
         ->capture_default_str();
-    app->add_option("-t,--timeout", o->timeout, "timeout of each wait; each expiry is a timeout event")->capture_default_str();
-    app->add_option("--count", o->count, "stop after N events");
-    app->add_option("--duration", o->duration, "stop after DUR");
+    app->add_option("-t,--timeout", o->timeout, "timeout of each wait; each expiry is a timeout event")->type_name("DUR")->capture_default_str();
+    app->add_option("--count", o->count, "stop after N events")->type_name("N");
+    app->add_option("--duration", o->duration, "stop after DUR")->type_name("DUR");
     app->add_flag("--once", o->once, "stop at the first event; exit 1 if the timeout came first");
-    app->add_option("--show", o->show, "what to print of data read: none, size, text or hex")
+    app->add_option("--show", o->show, "what to print of data read: none, size, text or hex")->type_name("WHAT")
         ->check(CLI::IsMember({"none", "size", "text", "hex"}))
         ->capture_default_str();
-    app->add_option("-m,--model", o->model, "select, poll or epoll")
+    app->add_option("-m,--model", o->model, "select, poll or epoll")->type_name("MODEL")
         ->check(CLI::IsMember({"select", "poll", "epoll"}))
         ->capture_default_str();
     add_common_options(*app, o->common);

@@ -40,13 +40,8 @@ int report_error(const std::string& sub, bool json, int exit_code, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"muxkit: network and IPC diagnostics (echo server, load client, fd watcher, pipe tests)", "muxkit"};
-    app.set_version_flag("--version", "muxkit " MUXKIT_VERSION);
-    app.require_subcommand(1);
-    app.fallthrough(false);
-
-    std::vector<cli::Subcommand> subs = {cli::setup_echo_server(app), cli::setup_multi_connect(app),
-                                         cli::setup_fd_watch(app), cli::setup_pipe_test(app)};
+    CLI::App app;
+    std::vector<cli::Subcommand> subs = cli::build_app(app);
     const std::string sub_name = subcommand_in(argc, argv, subs);
     const bool json = json_requested(argc, argv);
     try {

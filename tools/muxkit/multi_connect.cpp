@@ -190,25 +190,25 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
 Subcommand setup_multi_connect(CLI::App& parent) {
     auto o = std::make_shared<MultiConnectOptions>();
     CLI::App* app = parent.add_subcommand("multi-connect", "many concurrent client connections: verify echoes, measure latency");
-    app->add_option("address", o->address, "server: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH")->capture_default_str();
-    app->add_option("-c,--connections", o->connections, "concurrent connections")->capture_default_str();
-    o->messages_opt = app->add_option("-n,--messages", o->messages, "messages per connection")->capture_default_str();
-    app->add_option("-d,--duration", o->duration, "run for DUR instead of a message count");
-    o->size_opt = app->add_option("-s,--size", o->size, "message size")->capture_default_str();
-    app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->capture_default_str();
-    app->add_option("--rate", o->rate, "total messages per second, open loop (default: as fast as possible)");
-    app->add_option("--interval", o->interval, "print an interval report every DUR");
-    app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)");
-    app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->capture_default_str();
-    app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->capture_default_str();
-    app->add_option("-m,--model", o->model, "select, poll or epoll")
+    app->add_option("address", o->address, "server: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH")->type_name("ADDRESS")->capture_default_str();
+    app->add_option("-c,--connections", o->connections, "concurrent connections")->type_name("N")->capture_default_str();
+    o->messages_opt = app->add_option("-n,--messages", o->messages, "messages per connection")->type_name("N")->capture_default_str();
+    app->add_option("-d,--duration", o->duration, "run for DUR instead of a message count")->type_name("DUR");
+    o->size_opt = app->add_option("-s,--size", o->size, "message size")->type_name("SIZE")->capture_default_str();
+    app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->type_name("N")->capture_default_str();
+    app->add_option("--rate", o->rate, "total messages per second, open loop (default: as fast as possible)")->type_name("RATE");
+    app->add_option("--interval", o->interval, "print an interval report every DUR")->type_name("DUR");
+    app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)")->type_name("RATE");
+    app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->type_name("DUR")->capture_default_str();
+    app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->type_name("DUR")->capture_default_str();
+    app->add_option("-m,--model", o->model, "select, poll or epoll")->type_name("MODEL")
         ->check(CLI::IsMember({"select", "poll", "epoll"}))
         ->capture_default_str();
-    o->payload_opt = app->add_option("--payload", o->payload, "TEXT or @FILE to send (default: a verifiable pattern)");
+    o->payload_opt = app->add_option("--payload", o->payload, "TEXT or @FILE to send (default: a verifiable pattern)")->type_name("PAYLOAD");
     app->add_flag("--no-verify", o->no_verify, "do not compare echoed bytes");
-    app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")
+    app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")->type_name("N")
         ->capture_default_str();
-    app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip exceeds DUR");
+    app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip exceeds DUR")->type_name("DUR");
     app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
     add_common_options(*app, o->common);
     return {app, [o] { return run_multi_connect_command(*o); }, &o->common};

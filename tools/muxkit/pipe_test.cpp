@@ -80,12 +80,12 @@ Subcommand setup_pipe_test(CLI::App& parent) {
     std::string names;
     for (const auto& n : scenario_names()) names += (names.empty() ? "" : ", ") + n;
     app->add_option("scenario", o->scenarios,
-                    "scenarios to run (default: every one but throughput and latency): " + names);
-    app->add_option("--sizes", o->sizes, "throughput block sizes, comma-separated")->capture_default_str();
-    o->bytes_opt = app->add_option("--bytes", o->bytes, "bytes moved per throughput size")->capture_default_str();
-    o->duration_opt = app->add_option("--duration", o->duration, "time per throughput size instead of --bytes");
-    app->add_option("--iterations", o->iterations, "latency round trips, shared-duplex trials, messages per scenario");
-    app->add_option("--pipe-size", o->pipe_size, "set each pipe's size first (F_SETPIPE_SZ)");
+                    "scenarios to run (default: every one but throughput and latency): " + names)->type_name("SCENARIO");
+    app->add_option("--sizes", o->sizes, "throughput block sizes, comma-separated")->type_name("LIST")->capture_default_str();
+    o->bytes_opt = app->add_option("--bytes", o->bytes, "bytes moved per throughput size")->type_name("SIZE")->capture_default_str();
+    o->duration_opt = app->add_option("--duration", o->duration, "time per throughput size instead of --bytes")->type_name("DUR");
+    app->add_option("--iterations", o->iterations, "latency round trips, shared-duplex trials, messages per scenario")->type_name("N");
+    app->add_option("--pipe-size", o->pipe_size, "set each pipe's size first (F_SETPIPE_SZ)")->type_name("SIZE");
     app->add_flag("--splice", o->splice, "throughput with vmsplice and splice as well");
     add_common_options(*app, o->common);
     return {app, [o] { return run_pipe_test_command(*o); }, &o->common};
