@@ -1,4 +1,8 @@
 // epoll(7) backend, level- or edge-triggered.
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -42,14 +46,23 @@ private:
             throw_errno("epoll_ctl del");
     }
     int backend_wait(std::int64_t timeout_ns, std::vector<Event>& out) override {
-        timespec ts{};
-        timespec* pts = nullptr;
-        if (timeout_ns >= 0) {
-            ts.tv_sec = timeout_ns / 1'000'000'000;
-            ts.tv_nsec = timeout_ns % 1'000'000'000;
-            pts = &ts;
+        int n = -1;
+        if (have_pwait2_) {
+            timespec ts{};
+            timespec* pts = nullptr;
+            if (timeout_ns >= 0) {
+                ts.tv_sec = timeout_ns / 1'000'000'000;
+                ts.tv_nsec = timeout_ns % 1'000'000'000;
+                pts = &ts;
+            }
+            n = ::epoll_pwait2(epfd_.get(), events_.data(), static_cast<int>(events_.size()), pts, nullptr);
+            if (n < 0 && errno == ENOSYS) have_pwait2_ = false;  // kernel before 5.11, seccomp, valgrind
         }
-        int n = ::epoll_pwait2(epfd_.get(), events_.data(), static_cast<int>(events_.size()), pts, nullptr);
+        if (!have_pwait2_) {
+            // Milliseconds, rounded up so a wait never ends before its deadline.
+            int ms = timeout_ns < 0 ? -1 : static_cast<int>(std::min<std::int64_t>((timeout_ns + 999'999) / 1'000'000, INT32_MAX));
+            n = ::epoll_wait(epfd_.get(), events_.data(), static_cast<int>(events_.size()), ms);
+        }
         if (n <= 0) return n;
         for (int i = 0; i < n; ++i) {
             std::uint32_t e = events_[i].events, ev = 0;
@@ -64,6 +77,7 @@ private:
     }
 
     bool edge_;
+    bool have_pwait2_ = true;  // nanosecond timeouts where the kernel has epoll_pwait2
     Fd epfd_;
     std::vector<epoll_event> events_;
 };

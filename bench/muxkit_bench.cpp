@@ -1,0 +1,418 @@
+// muxkit-bench: muxkit against small C baselines and its peers, measured side by side in one run
+// (contenders interleaved, each measurement repeated, medians reported), printed as tables of
+// absolute figures and ratios, and written as JSON. Loopback only; every run is bounded in time.
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <muxkit/address.hpp>
+#include <muxkit/clock.hpp>
+#include <muxkit/report.hpp>
+#include <muxkit/socket.hpp>
+
+using muxkit::Json;
+
+namespace {
+
+const std::string kMuxkit = MUXKIT_BINARY;
+const std::string kBaselines = BASELINE_DIR;
+int g_rounds = 3;
+double g_seconds = 0.5;
+
+struct Proc {
+    pid_t pid = -1;
+    int out = -1;
+};
+
+Proc spawn(const std::string& cmd) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(p[1], 1);
+        int devnull = ::open("/dev/null", O_WRONLY);
+        ::dup2(devnull, 2);
+        ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
+        ::_exit(127);
+    }
+    ::close(p[1]);
+    return {pid, p[0]};
+}
+
+std::string read_line(const Proc& p, int timeout_ms = 10000) {
+    std::string line;
+    char c;
+    while (true) {
+        pollfd f{p.out, POLLIN, 0};
+        if (::poll(&f, 1, timeout_ms) <= 0) break;
+        if (::read(p.out, &c, 1) != 1 || c == '\n') break;
+        line += c;
+    }
+    return line;
+}
+
+void stop(Proc& p) {
+    if (p.pid <= 0) return;
+    ::kill(p.pid, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+        if (::waitpid(p.pid, nullptr, WNOHANG) == p.pid) {
+            p.pid = -1;
+            break;
+        }
+        ::usleep(10000);
+    }
+    if (p.pid > 0) {
+        ::kill(p.pid, SIGKILL);
+        ::waitpid(p.pid, nullptr, 0);
+    }
+    if (p.out >= 0) ::close(p.out);
+    p = Proc{};
+}
+
+std::string capture(const std::string& cmd, int* status = nullptr) {
+    std::string out;
+    FILE* f = ::popen((cmd + " 2>/dev/null").c_str(), "r");
+    if (!f) return out;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    int st = ::pclose(f);
+    if (status) *status = st;
+    return out;
+}
+
+bool have(const std::string& program) { return !capture("command -v " + program).empty(); }
+
+Json last_json_line(const std::string& out) {
+    auto end = out.find_last_not_of('\n');
+    if (end == std::string::npos) return nullptr;
+    auto start = out.rfind('\n', end);
+    try {
+        return Json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1)));
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+double median(std::vector<double> v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !(x > 0); }), v.end());
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+std::uint16_t free_port() {
+    muxkit::Fd l = muxkit::listen_on(muxkit::resolve(muxkit::Address::parse("127.0.0.1:0"), true).front(), 1);
+    return muxkit::local_endpoint(l.get()).port();
+}
+
+bool wait_for_port(std::uint16_t port) {
+    auto ep = muxkit::resolve(muxkit::Address::parse(fmt::format("127.0.0.1:{}", port)), false).front();
+    for (int i = 0; i < 200; ++i) {
+        muxkit::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (::connect(fd.get(), ep.sa(), ep.length) == 0) return true;
+        ::usleep(10000);
+    }
+    return false;
+}
+
+long rss_kib(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/status", pid));
+    std::string key;
+    long value = 0;
+    while (in >> key) {
+        if (key == "VmRSS:") {
+            in >> value;
+            return value;
+        }
+        std::getline(in, key);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- echo servers
+
+struct Server {
+    explicit Server(std::string n, bool f = false) : name(std::move(n)), forks(f) {}
+    std::string name;
+    bool forks = false;  // a process per connection: skipped at 1000 connections
+    Proc proc;
+    std::uint16_t port = 0;
+};
+
+bool start(Server& s) {
+    if (s.name.starts_with("muxkit-")) {
+        s.proc = spawn(fmt::format("{} echo-server 127.0.0.1:0 -m {}", kMuxkit, s.name.substr(7)));
+        std::string line = read_line(s.proc);  // listening on 127.0.0.1:PORT (model M)
+        auto colon = line.find("127.0.0.1:");
+        if (colon == std::string::npos) return false;
+        s.port = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 10)));
+        return true;
+    }
+    if (s.name == "c-epoll") {
+        s.proc = spawn(kBaselines + "/epoll_echo_server 0");
+        std::string line = read_line(s.proc);  // ready PORT
+        if (!line.starts_with("ready ")) return false;
+        s.port = static_cast<std::uint16_t>(std::stoi(line.substr(6)));
+        return true;
+    }
+    s.port = free_port();
+    if (s.name == "ncat") s.proc = spawn(fmt::format("ncat -l -k -m 2000 -e /bin/cat 127.0.0.1 {}", s.port));
+    if (s.name == "socat")
+        s.proc = spawn(fmt::format("socat TCP-LISTEN:{},bind=127.0.0.1,fork,reuseaddr,backlog=1024 EXEC:cat", s.port));
+    return wait_for_port(s.port);
+}
+
+struct Load {
+    int conns;
+    int size;
+    int pipeline;
+    std::string label() const { return fmt::format("{} conns, {} B, {}", conns, size, pipeline == 1 ? "ping-pong" : fmt::format("{} in flight", pipeline)); }
+};
+
+struct Sample {
+    double rps = 0, p99 = 0;
+};
+
+Sample drive(const Server& s, const Load& l) {
+    int st = 0;
+    std::string out = capture(fmt::format("{}/epoll_echo_client {} {} {} {} {}", kBaselines, s.port, l.conns, l.size,
+                                          l.pipeline, g_seconds),
+                              &st);
+    Sample r;
+    if (st != 0) return r;
+    std::istringstream in(out);
+    double p50;
+    in >> r.rps >> p50 >> r.p99;
+    return r;
+}
+
+Json echo_section() {
+    std::vector<Server> servers;
+    for (auto m : {"select", "poll", "epoll", "epoll-et", "fork"}) servers.emplace_back(std::string("muxkit-") + m, std::string(m) == "fork");
+    servers.emplace_back("c-epoll");
+    if (have("ncat")) servers.emplace_back("ncat", true);
+    if (have("socat")) servers.emplace_back("socat", true);
+    for (auto& s : servers)
+        if (!start(s)) fmt::print(stderr, "bench: {} did not start\n", s.name);
+    std::vector<Load> loads = {{1, 64, 1},     {10, 64, 1},   {100, 64, 1},   {1000, 64, 1},
+                               {100, 4096, 1}, {100, 64, 16}, {100, 4096, 16}, {10, 4096, 16}};
+    Json rows = Json::array();
+    fmt::print("\n== echo-server: round trips per second (median of {} x {}s, driven by the C epoll client)\n", g_rounds, g_seconds);
+    fmt::print("{:<28} {:>14} {:>12} {:>10} {:>9}\n", "load", "server", "round trips/s", "p99 us", "x c-epoll");
+    for (const auto& l : loads) {
+        std::map<std::string, std::vector<double>> rps, p99;
+        for (int round = 0; round < g_rounds; ++round)
+            for (std::size_t k = 0; k < servers.size(); ++k) {
+                const Server& s = servers[(k + round) % servers.size()];  // rotate the order each round
+                if (s.port == 0 || (s.forks && l.conns > 100)) continue;
+                Sample r = drive(s, l);
+                rps[s.name].push_back(r.rps);
+                p99[s.name].push_back(r.p99);
+            }
+        double base = median(rps["c-epoll"]);
+        for (const auto& s : servers) {
+            if (!rps.count(s.name)) continue;
+            double m = median(rps[s.name]);
+            double ratio = base > 0 ? m / base : 0;
+            fmt::print("{:<28} {:>14} {:>12.0f} {:>10.0f} {:>9.2f}\n", l.label(), s.name, m, median(p99[s.name]), ratio);
+            rows.push_back({{"conns", l.conns}, {"size", l.size}, {"pipeline", l.pipeline}, {"server", s.name},
+                            {"round_trips_per_s", m}, {"p99_us", median(p99[s.name])}, {"ratio_to_c_epoll", ratio}});
+        }
+    }
+    for (auto& s : servers) stop(s.proc);
+    return rows;
+}
+
+// ---------------------------------------------------------------- multi-connect as a load generator
+
+Json client_section() {
+    fmt::print("\n== multi-connect as a load generator (against the C epoll server, 100 connections, 64 B ping-pong)\n");
+    Server c{"c-epoll"};
+    Json out = Json::object();
+    if (!start(c)) return out;
+    std::vector<double> mc, cc;
+    for (int round = 0; round < g_rounds; ++round) {
+        Json s = last_json_line(capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 100 -d {}s --json", kMuxkit, c.port, g_seconds * 2)));
+        if (s.is_object()) mc.push_back(s["throughput"]["messages_per_s"].get<double>());
+        cc.push_back(drive(c, {100, 64, 1}).rps);
+    }
+    stop(c.proc);
+    double m = median(mc), b = median(cc);
+    fmt::print("{:<40} {:>12.0f}\n{:<40} {:>12.0f}\n{:<40} {:>12.2f}\n", "multi-connect round trips/s", m, "C epoll client round trips/s", b,
+               "ratio", b > 0 ? m / b : 0);
+    out["multi_connect_per_s"] = m;
+    out["c_client_per_s"] = b;
+    out["ratio"] = b > 0 ? m / b : 0;
+
+    // 10,000 connections against echo-server -m epoll.
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 10100) {  // each side needs its own 10,000 descriptors
+        fmt::print("10,000 connections: skipped (hard descriptor limit {})\n", rl.rlim_max);
+        return out;
+    }
+    Server e{"muxkit-epoll"};
+    if (!start(e)) return out;
+    Json once = last_json_line(capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 10000 -n 1 --json", kMuxkit, e.port)));
+    Proc idle = spawn(fmt::format("{} multi-connect 127.0.0.1:{} -c 10000 -d 4s --rate 200 --json", kMuxkit, e.port));
+    ::sleep(3);
+    long client_rss = rss_kib(idle.pid), server_rss = rss_kib(e.proc.pid);
+    ::waitpid(idle.pid, nullptr, 0);
+    ::close(idle.out);
+    stop(e.proc);
+    if (once.is_object()) {
+        out["conn10k_established"] = once["connections"]["established"];
+        out["conn10k_duration_s"] = once["duration_s"];
+        fmt::print("{:<40} {:>12}\n{:<40} {:>12.2f}\n", "10,000 connections: established", once["connections"]["established"].dump(),
+                   "  connected and echoed once, seconds", once["duration_s"].get<double>());
+    }
+    out["conn10k_client_rss_kib"] = client_rss;
+    out["conn10k_server_rss_kib"] = server_rss;
+    fmt::print("{:<40} {:>12.1f}\n{:<40} {:>12.1f}\n", "  echo-server RSS, MiB", server_rss / 1024.0, "  multi-connect RSS, MiB", client_rss / 1024.0);
+    return out;
+}
+
+// ---------------------------------------------------------------- pipes
+
+Json pipe_section() {
+    fmt::print("\n== pipe-test throughput, bytes per second (median of {})\n", g_rounds);
+    fmt::print("{:>8} {:>14} {:>14} {:>14} {:>14} {:>14} {:>9} {:>9}\n", "block", "read-write", "vmsplice", "splice", "dd | dd",
+               "C copy", "rw x dd", "splice x rw");
+    Json rows = Json::array();
+    const std::uint64_t total = 512ull << 20;
+    for (std::uint64_t block : {4096ull, 65536ull, 1048576ull}) {
+        std::map<std::string, std::vector<double>> v;
+        for (int round = 0; round < g_rounds; ++round) {
+            std::string out = capture(fmt::format("{} pipe-test throughput --sizes {} --bytes {} --splice --json", kMuxkit, block, total));
+            std::istringstream lines(out);
+            std::string line;
+            while (std::getline(lines, line)) {
+                Json j = Json::parse(line, nullptr, false);
+                if (j.is_object() && j["type"] == "scenario")
+                    v[j["measured"]["method"].get<std::string>()].push_back(j["measured"]["bytes_per_s"].get<double>());
+            }
+            std::int64_t t0 = muxkit::now_ns();
+            capture(fmt::format("dd if=/dev/zero bs={} count={} status=none | dd of=/dev/null bs={} status=none", block, total / block, block));
+            v["dd"].push_back(static_cast<double>(total) / (static_cast<double>(muxkit::now_ns() - t0) / 1e9));
+            v["c"].push_back(std::atof(capture(fmt::format("{}/pipe_copy {} {}", kBaselines, block, total)).c_str()));
+        }
+        double rw = median(v["read-write"]), vm = median(v["vmsplice"]), sp = median(v["splice"]), dd = median(v["dd"]), c = median(v["c"]);
+        fmt::print("{:>8} {:>14.3g} {:>14.3g} {:>14.3g} {:>14.3g} {:>14.3g} {:>9.2f} {:>9.2f}\n", block, rw, vm, sp, dd, c, dd > 0 ? rw / dd : 0,
+                   rw > 0 ? sp / rw : 0);
+        rows.push_back({{"block_size", block}, {"read_write", rw}, {"vmsplice", vm}, {"splice", sp}, {"dd", dd}, {"c_copy", c},
+                        {"rw_over_dd", dd > 0 ? rw / dd : 0}, {"splice_over_rw", rw > 0 ? sp / rw : 0}});
+    }
+    std::vector<double> mux, c;
+    for (int round = 0; round < g_rounds; ++round) {
+        std::string out = capture(fmt::format("{} pipe-test latency --iterations 20000 --json", kMuxkit));
+        std::istringstream lines(out);
+        std::string line;
+        std::getline(lines, line);
+        Json row = Json::parse(line, nullptr, false);
+        if (row.is_object()) mux.push_back(row["measured"]["p50_us"].get<double>());
+        c.push_back(std::atof(capture(fmt::format("{}/pipe_pingpong 20000 64", kBaselines)).c_str()));
+    }
+    double m = median(mux), b = median(c);
+    fmt::print("pipe round trip (64 B) p50: muxkit {:.2f} us, C ping-pong {:.2f} us, ratio {:.2f}\n", m, b, b > 0 ? m / b : 0);
+    return {{"throughput", rows}, {"latency_p50_us", m}, {"c_pingpong_p50_us", b}, {"latency_ratio", b > 0 ? m / b : 0}};
+}
+
+// ---------------------------------------------------------------- instructions per message
+
+std::optional<double> callgrind_instructions(std::uint64_t messages) {
+    std::string file = fmt::format("/tmp/muxkit-bench-callgrind-{}.out", ::getpid());
+    Proc server = spawn(fmt::format("valgrind --tool=callgrind --callgrind-out-file={} {} echo-server 127.0.0.1:0 -m epoll --max-clients 1",
+                                    file, kMuxkit));
+    std::string line = read_line(server, 60000);
+    auto colon = line.find("127.0.0.1:");
+    if (colon == std::string::npos) {
+        stop(server);
+        return std::nullopt;
+    }
+    int port = std::stoi(line.substr(colon + 10));
+    capture(fmt::format("{} multi-connect 127.0.0.1:{} -n {} -s 64", kMuxkit, port, messages));
+    for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
+    ::close(server.out);
+    std::ifstream in(file);
+    std::string l;
+    std::optional<double> total;
+    while (std::getline(in, l))
+        if (l.starts_with("summary:") || l.starts_with("totals:")) total = std::atof(l.substr(l.find(':') + 1).c_str());
+    ::unlink(file.c_str());
+    return total;
+}
+
+Json callgrind_section() {
+    fmt::print("\n== instructions per echoed message (echo-server -m epoll under callgrind; 64 B ping-pong)\n");
+    if (!have("valgrind")) {
+        fmt::print("skipped: valgrind is not installed\n");
+        return nullptr;
+    }
+    auto a = callgrind_instructions(1000), b = callgrind_instructions(5000);
+    if (!a || !b) {
+        fmt::print("callgrind run failed\n");
+        return nullptr;
+    }
+    double per = (*b - *a) / 4000.0;  // the difference cancels start-up and shutdown
+    fmt::print("{:.0f} instructions per message\n", per);
+    return per;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string out_dir = "bench/results";
+    std::vector<std::string> sections;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--quick") {
+            g_rounds = 1;
+            g_seconds = 0.25;
+        } else if (a == "--out" && i + 1 < argc) out_dir = argv[++i];
+        else sections.push_back(a);
+    }
+    if (sections.empty()) sections = {"echo", "client", "pipe", "callgrind"};
+    ::signal(SIGPIPE, SIG_IGN);
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+
+    Json results = {{"machine", {{"kernel", muxkit::environment_info()["kernel"]}, {"cpus", std::thread::hardware_concurrency()},
+                                 {"date", capture("date -u +%Y-%m-%dT%H:%M:%SZ").substr(0, 20)}}}};
+    fmt::print("muxkit-bench on {} cpus, kernel {}; loopback only\n", std::thread::hardware_concurrency(),
+               results["machine"]["kernel"].get<std::string>());
+    for (const auto& s : sections) {
+        if (s == "echo") results["echo_server"] = echo_section();
+        else if (s == "client") results["multi_connect"] = client_section();
+        else if (s == "pipe") results["pipe"] = pipe_section();
+        else if (s == "callgrind") results["instructions_per_message"] = callgrind_section();
+        else {
+            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, client, pipe, callgrind)\n", s);
+            return 2;
+        }
+    }
+    ::mkdir(out_dir.c_str(), 0755);
+    std::string path = fmt::format("{}/bench-{}.json", out_dir, ::time(nullptr));
+    std::ofstream(path) << results.dump(2) << "\n";
+    fmt::print("\nresults written to {}\n", path);
+    return 0;
+}
