@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include <unistd.h>
@@ -39,12 +38,19 @@ std::set<std::string> help_options(const std::string& sub) {
     RunResult r = run_muxkit({sub, "--help"});
     BOOST_REQUIRE(r.exit_code == 0);
     std::set<std::string> out;
-    std::regex long_opt(R"((^|[ ,])(--[a-z0-9][a-z0-9-]*))");
     std::istringstream in(r.out);
     std::string line;
     while (std::getline(in, line)) {
         if (line.find("  -") != 0) continue;  // option lines start with two spaces and a dash
-        for (std::sregex_iterator it(line.begin(), line.end(), long_opt), end; it != end; ++it) out.insert((*it)[2]);
+        std::string names = line.substr(2, line.find(' ', 2) - 2);  // "-m,--model"
+        std::size_t start = 0;
+        while (start < names.size()) {
+            std::size_t comma = names.find(',', start);
+            if (comma == std::string::npos) comma = names.size();
+            std::string name = names.substr(start, comma - start);
+            if (name.starts_with("--")) out.insert(name);
+            start = comma + 1;
+        }
     }
     return out;
 }
