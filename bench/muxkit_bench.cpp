@@ -376,6 +376,62 @@ Json callgrind_section() {
     return per;
 }
 
+// ---------------------------------------------------------------- the targets, from what was measured
+
+double echo_rps(const Json& rows, const std::string& server, int conns, int size, int pipeline) {
+    for (const auto& r : rows)
+        if (r["server"] == server && r["conns"] == conns && r["size"] == size && r["pipeline"] == pipeline)
+            return r["round_trips_per_s"].get<double>();
+    return 0;
+}
+
+Json targets_section(const Json& results) {
+    fmt::print("\n== targets (ratios measured side by side in this run)\n");
+    Json out = Json::array();
+    auto check = [&](const std::string& what, double measured, double target, bool at_most = false) {
+        if (!(measured > 0)) return;
+        bool met = at_most ? measured <= target : measured >= target;
+        fmt::print("{:<64} {:>7.2f} {} {:<5} {}\n", what, measured, at_most ? "<=" : ">=", target, met ? "met" : "MISSED");
+        out.push_back({{"target", what}, {"measured", measured}, {"wanted", target}, {"met", met}});
+    };
+    if (results.contains("echo_server")) {
+        const Json& rows = results["echo_server"];
+        for (int size : {64, 4096}) {
+            double c = echo_rps(rows, "c-epoll", 100, size, 1);
+            if (!(c > 0)) continue;
+            for (std::string m : {"epoll", "epoll-et", "poll"})
+                check(fmt::format("{} at 100 connections, {} B, x c-epoll", m, size), echo_rps(rows, "muxkit-" + m, 100, size, 1) / c, 0.95);
+            check(fmt::format("select at 100 connections, {} B, x c-epoll", size), echo_rps(rows, "muxkit-select", 100, size, 1) / c, 0.90);
+        }
+        double ncat = echo_rps(rows, "ncat", 100, 64, 1), socat = echo_rps(rows, "socat", 100, 64, 1);
+        for (std::string m : {"select", "poll", "epoll", "epoll-et"}) {
+            double v = echo_rps(rows, "muxkit-" + m, 100, 64, 1);
+            if (ncat > 0) check(fmt::format("{} at 100 connections x ncat", m), v / ncat, 4.0);
+            if (socat > 0) check(fmt::format("{} at 100 connections x socat", m), v / socat, 5.0);
+        }
+        for (int conns : {10, 100}) {
+            double so = echo_rps(rows, "socat", conns, 64, 1);
+            if (so > 0) check(fmt::format("fork at {} connections x socat", conns), echo_rps(rows, "muxkit-fork", conns, 64, 1) / so, 1.2);
+        }
+    }
+    if (results.contains("multi_connect")) {
+        const Json& mc = results["multi_connect"];
+        if (mc.contains("ratio")) check("multi-connect x the C client, 100 connections", mc["ratio"].get<double>(), 0.95);
+        if (mc.contains("conn10k_server_rss_kib")) {
+            check("10,000 connections: echo-server RSS, MiB", mc["conn10k_server_rss_kib"].get<double>() / 1024, 64, true);
+            check("10,000 connections: multi-connect RSS, MiB", mc["conn10k_client_rss_kib"].get<double>() / 1024, 64, true);
+        }
+    }
+    if (results.contains("pipe")) {
+        for (const auto& r : results["pipe"]["throughput"]) {
+            check(fmt::format("pipe read-write {} B x dd", r["block_size"].get<int>()), r["rw_over_dd"].get<double>(), 1.0);
+            if (r["block_size"] == 1048576) check("pipe splice at 1 MiB x read-write", r["splice_over_rw"].get<double>(), 1.5);
+        }
+        check("pipe latency p50 x the C ping-pong", results["pipe"]["latency_ratio"].get<double>(), 1.1, true);
+    }
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -410,6 +466,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    results["targets"] = targets_section(results);
     ::mkdir(out_dir.c_str(), 0755);
     std::string path = fmt::format("{}/bench-{}.json", out_dir, ::time(nullptr));
     std::ofstream(path) << results.dump(2) << "\n";

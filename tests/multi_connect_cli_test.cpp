@@ -313,11 +313,11 @@ BOOST_AUTO_TEST_CASE(thousands_of_connections_against_epoll_server) {
         return;
     }
     EchoServer server({"-m", "epoll"});
-    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "5000", "-n", "2", "--json"}, {}, 120s);
+    RunResult r = run_muxkit({"multi-connect", server.address(), "-c", "10000", "-n", "2", "--json"}, {}, 120s);
     BOOST_TEST(r.exit_code == 0, r.err);
     Json s = summary_of(r);
-    BOOST_TEST(s["connections"]["established"] == 5000);
-    BOOST_TEST(s["messages"]["received"] == 10000);
+    BOOST_TEST(s["connections"]["established"] == 10000);
+    BOOST_TEST(s["messages"]["received"] == 20000);
     Json es = summary_of(server.stop());
     BOOST_TEST(es["connections"]["peak"].get<int>() > 1000);
 }
