@@ -41,22 +41,6 @@ std::string echo_concurrently(const std::string& address, const std::string& pay
     return got;
 }
 
-std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
-    std::vector<pid_t> out;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        std::string name = e.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto close = content.rfind(')');
-        if (close == std::string::npos) continue;
-        char state;
-        int ppid;
-        if (std::sscanf(content.c_str() + close + 2, "%c %d", &state, &ppid) != 2) continue;
-        if (ppid == parent && (!zombies_only || state == 'Z')) out.push_back(std::stoi(name));
-    }
-    return out;
-}
 
 void raise_own_fd_limit(std::uint64_t n) { raise_fd_limit(n); }
 

@@ -61,22 +61,6 @@ void run_clients(const std::string& address, int clients, std::size_t size) {
     for (auto& t : threads) t.join();
 }
 
-std::vector<pid_t> children_of(pid_t parent) {
-    std::vector<pid_t> out;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        std::string name = e.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto close = content.rfind(')');
-        if (close == std::string::npos) continue;
-        char state;
-        int ppid;
-        if (std::sscanf(content.c_str() + close + 2, "%c %d", &state, &ppid) == 2 && ppid == parent)
-            out.push_back(std::stoi(name));
-    }
-    return out;
-}
 
 }  // namespace
 

@@ -54,12 +54,8 @@ const std::vector<std::string>& default_scenarios() {
 std::vector<std::string> parse_scenarios(const std::vector<std::string>& words) {
     std::vector<std::string> out;
     for (const auto& word : words) {
-        std::size_t start = 0;
-        while (start <= word.size()) {
-            std::size_t comma = word.find(',', start);
-            if (comma == std::string::npos) comma = word.size();
-            std::string name = word.substr(start, comma - start);
-            start = comma + 1;
+        for (auto item : split_list(word)) {
+            std::string name(item);
             if (name.empty()) continue;
             if (name == "all") {
                 out.insert(out.end(), scenario_names().begin(), scenario_names().end());

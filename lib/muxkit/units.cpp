@@ -84,15 +84,21 @@ double parse_rate(std::string_view text, std::string_view what) {
     return value;
 }
 
-std::vector<std::uint64_t> parse_size_list(std::string_view text) {
-    std::vector<std::uint64_t> out;
+std::vector<std::string_view> split_list(std::string_view text) {
+    std::vector<std::string_view> out;
     std::size_t start = 0;
     while (start <= text.size()) {
         std::size_t comma = text.find(',', start);
         if (comma == std::string_view::npos) comma = text.size();
-        out.push_back(parse_size(text.substr(start, comma - start)));
+        out.push_back(text.substr(start, comma - start));
         start = comma + 1;
     }
+    return out;
+}
+
+std::vector<std::uint64_t> parse_size_list(std::string_view text) {
+    std::vector<std::uint64_t> out;
+    for (auto item : split_list(text)) out.push_back(parse_size(item));
     return out;
 }
 

@@ -20,6 +20,8 @@ std::uint64_t parse_count(std::string_view text, std::string_view what, std::uin
                           std::uint64_t max = UINT64_MAX);
 // A positive rate per second, fractions allowed.
 double parse_rate(std::string_view text, std::string_view what);
+// "a,b,,c" -> {"a", "b", "", "c"}: the items of a comma-separated list, empty ones kept.
+std::vector<std::string_view> split_list(std::string_view text);
 // Comma-separated list of sizes: "4K,64K,1M".
 std::vector<std::uint64_t> parse_size_list(std::string_view text);
 

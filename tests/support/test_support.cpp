@@ -273,6 +273,25 @@ std::size_t open_fds(pid_t pid) {
     return n;
 }
 
+std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    if (!d) return out;
+    while (auto e = ::readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        std::ifstream in(fmt::format("/proc/{}/stat", e->d_name));
+        std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto close = content.rfind(')');
+        if (close == std::string::npos) continue;
+        char state;
+        int ppid;
+        if (std::sscanf(content.c_str() + close + 2, "%c %d", &state, &ppid) != 2) continue;
+        if (ppid == parent && (!zombies_only || state == 'Z')) out.push_back(std::atoi(e->d_name));
+    }
+    ::closedir(d);
+    return out;
+}
+
 double cpu_seconds(pid_t pid) {
     std::ifstream in(fmt::format("/proc/{}/stat", pid));
     std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

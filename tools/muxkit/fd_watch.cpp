@@ -20,12 +20,7 @@ struct FdWatchOptions {
 
 std::uint32_t parse_event_set(const std::string& text) {
     std::uint32_t set = 0;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        std::size_t comma = text.find(',', start);
-        if (comma == std::string::npos) comma = text.size();
-        std::string word = text.substr(start, comma - start);
-        start = comma + 1;
+    for (auto word : split_list(text)) {
         if (word == "r" || word == "read") set |= kReadable;
         else if (word == "w" || word == "write") set |= kWritable;
         else if (word == "x" || word == "exception") set |= kException;

@@ -49,13 +49,7 @@ private:
         int n = -1;
         if (have_pwait2_) {
             timespec ts{};
-            timespec* pts = nullptr;
-            if (timeout_ns >= 0) {
-                ts.tv_sec = timeout_ns / 1'000'000'000;
-                ts.tv_nsec = timeout_ns % 1'000'000'000;
-                pts = &ts;
-            }
-            n = ::epoll_pwait2(epfd_.get(), events_.data(), static_cast<int>(events_.size()), pts, nullptr);
+            n = ::epoll_pwait2(epfd_.get(), events_.data(), static_cast<int>(events_.size()), to_timespec(timeout_ns, ts), nullptr);
             if (n < 0 && errno == ENOSYS) have_pwait2_ = false;  // kernel before 5.11, seccomp, valgrind
         }
         if (!have_pwait2_) {

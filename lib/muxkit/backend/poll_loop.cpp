@@ -35,13 +35,7 @@ private:
     }
     int backend_wait(std::int64_t timeout_ns, std::vector<Event>& out) override {
         timespec ts{};
-        timespec* pts = nullptr;
-        if (timeout_ns >= 0) {
-            ts.tv_sec = timeout_ns / 1'000'000'000;
-            ts.tv_nsec = timeout_ns % 1'000'000'000;
-            pts = &ts;
-        }
-        int n = ::ppoll(pfds_.data(), pfds_.size(), pts, nullptr);
+        int n = ::ppoll(pfds_.data(), pfds_.size(), to_timespec(timeout_ns, ts), nullptr);
         if (n <= 0) return n;
         for (const auto& p : pfds_) {
             if (!p.revents) continue;
