@@ -18,13 +18,14 @@ _muxkit() {
             --duration) COMPREPLY=(); return ;;
             --max-clients) COMPREPLY=(); return ;;
             --stats-interval) COMPREPLY=(); return ;;
+            --threads) COMPREPLY=(); return ;;
             --backlog) COMPREPLY=(); return ;;
             --store) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --store-format) COMPREPLY=($(compgen -W "raw jsonl" -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -m --model --buffer-size --max-connections --idle-timeout --duration --max-clients --stats-interval --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -m --model --buffer-size --max-connections --idle-timeout --duration --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     multi-connect)

@@ -14,6 +14,7 @@ complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l idle-timeout 
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l duration -x -d 'stop after DUR'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l max-clients -x -d 'stop after N clients have come and gone'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l stats-interval -x -d 'print a stats line every DUR (SIGUSR1 prints one at any time)'
+complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l threads -x -d 'event loops, one per thread, each with its own listening socket (SO_REUSEPORT)'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l backlog -x -d 'listen backlog'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l store -r -F -d 'keep every received byte in FILE (through a writer process)'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l store-format -x -a 'raw jsonl' -d 'raw (the bytes) or jsonl (one record per chunk)'

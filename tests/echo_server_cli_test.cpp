@@ -23,7 +23,10 @@ namespace bdata = boost::unit_test::data;
 
 namespace {
 
-const char* kModels[] = {"select", "poll", "epoll", "epoll-et", "fork"};
+// Every model, and the multiplexed ones again with two event loops (--threads 2).
+const char* kVariants[] = {"select", "poll", "epoll", "epoll-et", "fork", "select/2", "poll/2", "epoll/2", "epoll-et/2"};
+
+std::string model_of(const std::string& variant) { return variant.substr(0, variant.find('/')); }
 
 // Writes payload in random chunk sizes while a thread reads the echo; returns what came back.
 std::string echo_concurrently(const std::string& address, const std::string& payload, std::uint32_t seed) {
@@ -46,7 +49,7 @@ void raise_own_fd_limit(std::uint64_t n) { raise_fd_limit(n); }
 
 }  // namespace
 
-BOOST_DATA_TEST_CASE(echoes_a_multi_mib_payload_exactly_in_random_chunks, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(echoes_a_multi_mib_payload_exactly_in_random_chunks, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--buffer-size", "4K"});
     std::string payload = random_bytes(3 * 1024 * 1024 + 17, 1);
     std::string got = echo_concurrently(server.address(), payload, 2);
@@ -55,13 +58,13 @@ BOOST_DATA_TEST_CASE(echoes_a_multi_mib_payload_exactly_in_random_chunks, bdata:
     RunResult r = server.stop();
     BOOST_TEST(r.exit_code == 0);
     Json s = summary_of(r);
-    BOOST_TEST(s["model"].get<std::string>() == model);
+    BOOST_TEST(s["model"].get<std::string>() == model_of(model));
     BOOST_TEST(s["bytes"]["in"].get<std::uint64_t>() == payload.size());
     BOOST_TEST(s["bytes"]["out"].get<std::uint64_t>() == payload.size());
     BOOST_TEST(s["connections"]["accepted"].get<int>() == 1);
 }
 
-BOOST_DATA_TEST_CASE(serves_two_hundred_concurrent_clients, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(serves_two_hundred_concurrent_clients, bdata::make(kVariants), model) {
     raise_own_fd_limit(4096);
     EchoServer server({"-m", model});
     std::vector<Fd> clients;
@@ -79,7 +82,7 @@ BOOST_DATA_TEST_CASE(serves_two_hundred_concurrent_clients, bdata::make(kModels)
     BOOST_TEST(s["connections"]["refused"].get<int>() == 0);
 }
 
-BOOST_DATA_TEST_CASE(half_closed_client_still_gets_the_whole_echo, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(half_closed_client_still_gets_the_whole_echo, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--buffer-size", "1K"});
     Fd fd = connect_to(server.address());
     std::string payload = random_bytes(200000, 3);
@@ -152,7 +155,7 @@ BOOST_AUTO_TEST_CASE(select_refuses_connections_past_fd_setsize_and_keeps_servin
     BOOST_TEST(s["connections"]["accepted"].get<int>() < 1024);
 }
 
-BOOST_DATA_TEST_CASE(clients_that_reset_mid_echo_are_counted_and_harmless, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(clients_that_reset_mid_echo_are_counted_and_harmless, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--buffer-size", "1K"});
     for (int i = 0; i < 20; ++i) {
         Fd fd = connect_to(server.address());
@@ -269,7 +272,7 @@ BOOST_AUTO_TEST_CASE(text_listening_line_names_the_real_port_and_model) {
     BOOST_TEST(r.out.find("accepted=0") != std::string::npos, r.out);
 }
 
-BOOST_DATA_TEST_CASE(max_connections_refuses_and_counts_the_rest, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(max_connections_refuses_and_counts_the_rest, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--max-connections", "3"});
     std::vector<Fd> clients;
     for (int i = 0; i < 3; ++i) {
@@ -286,7 +289,7 @@ BOOST_DATA_TEST_CASE(max_connections_refuses_and_counts_the_rest, bdata::make(kM
     BOOST_TEST(s["connections"]["refused"].get<int>() == 1);
 }
 
-BOOST_DATA_TEST_CASE(idle_timeout_closes_silent_connections, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(idle_timeout_closes_silent_connections, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--idle-timeout", "200ms"});
     Fd fd = connect_to(server.address());
     send_all(fd.get(), "hi");
@@ -298,7 +301,7 @@ BOOST_DATA_TEST_CASE(idle_timeout_closes_silent_connections, bdata::make(kModels
     BOOST_TEST(s["connections"]["idle_closed"].get<int>() == 1);
 }
 
-BOOST_DATA_TEST_CASE(max_clients_ends_the_run_with_exit_0, bdata::make(kModels), model) {
+BOOST_DATA_TEST_CASE(max_clients_ends_the_run_with_exit_0, bdata::make(kVariants), model) {
     EchoServer server({"-m", model, "--max-clients", "2"});
     for (int i = 0; i < 2; ++i) {
         Fd fd = connect_to(server.address());
@@ -385,6 +388,26 @@ BOOST_AUTO_TEST_CASE(fork_model_reaps_children_and_a_stop_ends_them_all) {
     BOOST_TEST(s["connections"]["peak"].get<int>() == 4);
     BOOST_TEST(s["bytes"]["in"].get<int>() == 9);
     BOOST_TEST(s["bytes"]["out"].get<int>() == 9);
+}
+
+BOOST_AUTO_TEST_CASE(threads_spread_connections_over_loops_with_one_summary) {
+    EchoServer server({"-m", "epoll", "--threads", "2", "--stats-interval", "50ms"});
+    std::vector<Fd> clients;
+    for (int i = 0; i < 100; ++i) clients.push_back(connect_to(server.address()));
+    for (auto& c : clients) send_all(c.get(), "abcd");
+    for (auto& c : clients) BOOST_TEST(recv_exact(c.get(), 4) == "abcd");
+    BOOST_TEST(server.process().children_threads() >= 3u);  // the coordinator and two loops
+    clients.clear();
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0);
+    Json s = summary_of(r);
+    BOOST_TEST(s["connections"]["accepted"] == 100);
+    BOOST_TEST(s["connections"]["peak"] == 100);
+    BOOST_TEST(s["bytes"]["in"] == 400);
+    BOOST_TEST(s["bytes"]["out"] == 400);
+    RunResult fork = run_muxkit({"echo-server", "-m", "fork", "--threads", "2"});
+    BOOST_TEST(fork.exit_code == 2);
+    BOOST_TEST(run_muxkit({"echo-server", "--threads", "0"}).exit_code == 2);
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_go_to_stdout_with_exit_0) {

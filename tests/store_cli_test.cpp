@@ -27,7 +27,7 @@ namespace bdata = boost::unit_test::data;
 
 namespace {
 
-const char* kModels[] = {"select", "poll", "epoll", "epoll-et", "fork"};
+const char* kModels[] = {"select", "poll", "epoll", "epoll-et", "fork", "epoll/2", "select/2"};
 
 struct TempPath {
     std::string path;

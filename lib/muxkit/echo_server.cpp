@@ -1,11 +1,15 @@
 #include "muxkit/echo_server.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <memory>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include "muxkit/clock.hpp"
 #include "muxkit/echo_server_internal.hpp"
 #include "muxkit/io.hpp"
+#include "muxkit/pipe.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 
@@ -42,20 +47,32 @@ ServerModel parse_server_model(std::string_view text) {
 
 namespace detail {
 
-std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerObserver& observer) {
+std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerObserver& observer, int loops) {
     std::vector<Listener> out;
+    std::vector<std::string> names;
     for (const auto& address : config.addresses) {
         Endpoint ep = resolve(address, true).front();
-        Listener l;
-        l.fd = listen_on(ep, config.backlog);
-        l.endpoint = local_endpoint(l.fd.get());
+        const bool shared = loops == 1 || address.kind == Address::Kind::unix_path;
+        Listener first;
+        first.fd = listen_on(ep, config.backlog, !shared);
+        first.endpoint = local_endpoint(first.fd.get());  // the real port when 0 was asked
         if (address.kind == Address::Kind::unix_path) {
-            l.unix_path = address.path;
-            l.endpoint = ep;
+            first.unix_path = address.path;
+            first.endpoint = ep;
         }
-        out.push_back(std::move(l));
+        first.loop = shared ? -1 : 0;
+        names.push_back(first.endpoint.to_string());
+        const Endpoint bound = first.endpoint;
+        out.push_back(std::move(first));
+        for (int i = 1; !shared && i < loops; ++i) {
+            Listener more;
+            more.fd = listen_on(bound, config.backlog, true);
+            more.endpoint = bound;
+            more.loop = i;
+            out.push_back(std::move(more));
+        }
     }
-    for (const auto& l : out) observer.on_listening(l.endpoint.to_string(), config.model);
+    for (const auto& name : names) observer.on_listening(name, config.model);
     return out;
 }
 
@@ -84,7 +101,7 @@ struct Connection {
     bool has_pending() const noexcept { return pending_off < pending.size(); }
 };
 
-enum class Role : std::uint8_t { none, connection, listener, signal, store };
+enum class Role : std::uint8_t { none, connection, listener, wake, store };
 
 // Records waiting for room in the store pipe: written in order, each in one write (atomic).
 class StoreQueue {
@@ -130,61 +147,99 @@ private:
 constexpr std::size_t kStoreHighWater = 1 << 20;  // stop reading clients past this much unstored data
 constexpr std::size_t kStoreLowWater = 1 << 18;   // and start again below this
 
+// What the event loops share with each other and with the coordinator thread.
+struct Shared {
+    explicit Shared(const EchoServerConfig& c) : config(c) {
+        Pipe p = make_pipe(true);
+        wake_read = std::move(p.read);
+        wake_write = std::move(p.write);
+    }
+    const EchoServerConfig& config;
+    Fd wake_read, wake_write;  // readable once the run must end; never drained, so every loop sees it
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> current{0}, peak{0}, finished{0}, next_id{0};
+    StoreWriter* store = nullptr;
+    std::mutex mutex;  // guards fatal and the observer's connection events
+    std::string fatal;
+
+    void request_stop() {
+        if (!stop.exchange(true)) {
+            char b = 0;
+            [[maybe_unused]] auto n = ::write(wake_write.get(), &b, 1);
+        }
+    }
+    void fail(const std::string& why) {
+        {
+            std::lock_guard lock(mutex);
+            if (fatal.empty()) fatal = why;
+        }
+        request_stop();
+    }
+    // Admits one more connection under --max-connections (shared by all loops); false: refuse it.
+    bool admit() {
+        std::uint64_t now = current.fetch_add(1) + 1;
+        if (now > config.max_connections) {
+            current.fetch_sub(1);
+            return false;
+        }
+        std::uint64_t p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {
+        }
+        return true;
+    }
+};
+
+// One event loop: accepts on its listeners and serves its connections. The coordinator handles
+// signals, the duration and stats lines, and merges the loops' counts.
 class MultiplexServer {
 public:
-    MultiplexServer(const EchoServerConfig& config, EchoServerObserver& observer)
-        : config_(config), observer_(observer), signals_(SignalPipe::install()),
-          loop_(EventLoop::create(to_model(config.model))), edge_(loop_->edge_triggered()),
-          buffer_(std::max<std::size_t>(config.buffer_size, 1)),
-          encoder_(config.store ? config.store->format : StoreFormat::raw) {}
+    MultiplexServer(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
+        : config_(shared.config), observer_(observer), shared_(shared), listeners_(std::move(listeners)),
+          loop_(EventLoop::create(to_model(config_.model))), edge_(loop_->edge_triggered()),
+          buffer_(std::max<std::size_t>(config_.buffer_size, 1)),
+          encoder_(config_.store ? config_.store->format : StoreFormat::raw), store_(shared.store) {}
 
+    // Runs until the shared stop; returns this loop's counts.
     EchoServerStats run() {
-        if (config_.store) {
-            store_ = std::make_unique<StoreWriter>(*config_.store);
-            set_nonblocking(store_->write_fd());
-            watch(store_->write_fd(), Role::store, 0);
-        }
-        listeners_ = detail::open_listeners(config_, observer_);
+        if (store_) watch(store_->write_fd(), Role::store, 0);
         spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        watch(signals_.fd(), Role::signal);
-        for (auto& l : listeners_) watch(l.fd.get(), Role::listener);
-
-        start_ns_ = now_ns();
-        std::optional<std::int64_t> end_ns;
-        if (config_.duration) end_ns = start_ns_ + config_.duration->count();
-        if (config_.stats_interval) next_stats_ns_ = start_ns_ + config_.stats_interval->count();
-        if (config_.idle_timeout) next_idle_scan_ns_ = start_ns_ + idle_scan_period();
+        watch(shared_.wake_read.get(), Role::wake);
+        for (int fd : listeners_) watch(fd, Role::listener);
+        if (config_.idle_timeout) next_idle_scan_ns_ = now_ns() + idle_scan_period();
 
         while (!stop_) {
-            auto events = loop_->wait(next_deadline(end_ns));
+            auto events = loop_->wait(next_deadline());
             for (const Event& ev : events) dispatch(ev);
             std::int64_t now = now_ns();
-            if (end_ns && now >= *end_ns) stop_ = true;
-            if (next_stats_ns_ && now >= *next_stats_ns_) {
-                observer_.on_stats(snapshot());
-                *next_stats_ns_ += config_.stats_interval->count();
-            }
             if (next_idle_scan_ns_ && now >= *next_idle_scan_ns_) {
                 close_idle(now);
                 *next_idle_scan_ns_ = now + idle_scan_period();
             }
             if (listeners_paused_until_ && now >= *listeners_paused_until_) resume_listeners();
+            if (now >= next_publish_ns_) publish(now);
         }
+        const bool failed = store_failed_ || !shared_fatal().empty();
         for (auto& c : conns_)
             if (c) {
-                if (c->has_pending() && fatal_.empty()) flush(*c, /*final=*/true);
-                if (c) close_connection(*c, fatal_.empty() ? "stop" : "store failed");
+                if (c->has_pending() && !failed) flush(*c, /*final=*/true);
+                if (c) close_connection(*c, failed ? "store failed" : "stop");
             }
-        detail::remove_unix_sockets(listeners_);
-        if (!fatal_.empty()) throw RuntimeError(fatal_);
-        if (store_) {
-            // Everything received reaches the file before the summary: flush, then let the writer fsync.
-            set_nonblocking(store_->write_fd(), false);
-            if (int err = store_queue_.flush(store_->write_fd()))
-                throw RuntimeError(fmt::format("cannot hand data to the store writer: {}", std::strerror(err)));
-            store_->finish();
+        // Everything received reaches the store pipe before this loop ends.
+        if (store_ && !failed) {
+            int err;
+            while ((err = store_queue_.flush(store_->write_fd())) == 0 && !store_queue_.empty()) {
+                pollfd p{store_->write_fd(), POLLOUT, 0};
+                ::poll(&p, 1, 100);
+            }
+            if (err) shared_.fail(fmt::format("cannot hand data to the store writer: {}", std::strerror(err)));
         }
-        return snapshot();
+        return stats_;
+    }
+
+    // The counts as of the last publish (at most 100 ms old), for stats lines from the coordinator.
+    EchoServerStats published() {
+        std::lock_guard lock(published_mutex_);
+        return published_;
     }
 
 private:
@@ -201,16 +256,22 @@ private:
         return std::clamp<std::int64_t>(config_.idle_timeout->count() / 4, 1'000'000, 250'000'000);
     }
 
-    std::optional<std::int64_t> next_deadline(std::optional<std::int64_t> end_ns) const {
-        std::optional<std::int64_t> d = end_ns;
-        for (auto t : {next_stats_ns_, next_idle_scan_ns_, listeners_paused_until_})
-            if (t && (!d || *t < *d)) d = t;
+    std::optional<std::int64_t> next_deadline() const {
+        std::optional<std::int64_t> d = next_publish_ns_;
+        for (auto t : {next_idle_scan_ns_, listeners_paused_until_})
+            if (t && *t < *d) d = t;
         return d;
     }
 
-    EchoServerStats snapshot() {
-        stats_.duration_s = static_cast<double>(now_ns() - start_ns_) / 1e9;
-        return stats_;
+    void publish(std::int64_t now) {
+        std::lock_guard lock(published_mutex_);
+        published_ = stats_;
+        next_publish_ns_ = now + 100'000'000;
+    }
+
+    std::string shared_fatal() {
+        std::lock_guard lock(shared_.mutex);
+        return shared_.fatal;
     }
 
     void watch(int fd, Role role, std::uint32_t interest = kReadable) {
@@ -226,19 +287,12 @@ private:
     void dispatch(const Event& ev) {
         if (static_cast<std::size_t>(ev.fd) >= roles_.size()) return;
         switch (roles_[ev.fd]) {
-        case Role::signal: on_signal(); break;
+        case Role::wake: stop_ = true; break;
         case Role::listener: on_listener(ev.fd); break;
         case Role::connection: on_connection(*conns_[ev.fd], ev.events); break;
         case Role::store: on_store_event(ev.events); break;
         case Role::none: break;
         }
-    }
-
-    void on_signal() {
-        SignalFlags f = signals_.drain();
-        if (f.stats) observer_.on_stats(snapshot());
-        if (f.stop) stop_ = true;
-        if (f.child && store_ && !store_->alive()) store_failed(store_->death());
     }
 
     // ---- the store pipe
@@ -290,18 +344,12 @@ private:
         }
     }
 
-    // The writer is gone: stop at once; run() closes the clients and reports the error.
-    void store_failed(const std::string& why) {
-        if (!fatal_.empty()) return;
-        std::string death = why;
-        for (int i = 0; i < 50 && death.empty(); ++i) {  // EPIPE comes first; the exit status a moment later
-            if (!store_->alive()) death = store_->death();
-            else ::usleep(1000);
-        }
-        fatal_ = death.empty() ? fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(),
-                                             store_->path())
-                               : death;
-        stop_ = true;
+    // The writer is gone (EPIPE): stop every loop at once; the coordinator, which reaps the
+    // writer, reports why, and the loops close their clients.
+    void store_failed(const std::string&) {
+        if (store_failed_) return;
+        store_failed_ = true;
+        shared_.fail(fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(), store_->path()));
     }
 
     void on_listener(int lfd) {
@@ -342,13 +390,13 @@ private:
 
     void pause_listeners() {
         if (listeners_paused_until_) return;
-        for (auto& l : listeners_) loop_->remove(l.fd.get());
+        for (int fd : listeners_) loop_->remove(fd);
         listeners_paused_until_ = now_ns() + 100'000'000;
     }
 
     void resume_listeners() {
         listeners_paused_until_.reset();
-        for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
+        for (int fd : listeners_) loop_->add(fd, kReadable);
         if (!spare_) spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     }
 
@@ -357,13 +405,13 @@ private:
             ++stats_.refused_fd_setsize;
             return;
         }
-        if (stats_.current >= config_.max_connections) {
+        if (!shared_.admit()) {
             ++stats_.refused_max_connections;
             return;
         }
         set_nodelay(fd.get());
         auto c = std::make_unique<Connection>();
-        c->id = ++next_id_;
+        c->id = ++shared_.next_id;
         c->last_active_ns = now_ns();
         if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {
             try {
@@ -376,9 +424,10 @@ private:
         c->fd = std::move(fd);
         watch(raw, Role::connection);
         ++stats_.accepted;
-        stats_.peak = std::max(stats_.peak, ++stats_.current);
-        if (observer_.wants_connection_events())
+        if (observer_.wants_connection_events()) {
+            std::lock_guard lock(shared_.mutex);
             observer_.on_connection({ConnectionEvent::Kind::opened, c->id, c->peer, 0, 0, ""});
+        }
         conns_[raw] = std::move(c);
     }
 
@@ -484,13 +533,15 @@ private:
         int fd = c.fd.get();
         loop_->remove(fd);
         roles_[fd] = Role::none;
-        --stats_.current;
-        ++stats_.finished;
-        if (observer_.wants_connection_events())
+        --shared_.current;
+        const std::uint64_t finished = ++shared_.finished;
+        if (observer_.wants_connection_events()) {
+            std::lock_guard lock(shared_.mutex);
             observer_.on_connection({ConnectionEvent::Kind::closed, c.id, c.peer, c.bytes_in, c.bytes_out,
                                      std::string(reason)});
+        }
         conns_[fd].reset();  // closes the descriptor
-        if (config_.max_clients && stats_.finished >= config_.max_clients) stop_ = true;
+        if (config_.max_clients && finished >= config_.max_clients) shared_.request_stop();
     }
 
     void close_idle(std::int64_t now) {
@@ -504,33 +555,128 @@ private:
 
     const EchoServerConfig& config_;
     EchoServerObserver& observer_;
-    SignalPipe& signals_;
+    Shared& shared_;
+    std::vector<int> listeners_;  // owned by the coordinator
     std::unique_ptr<EventLoop> loop_;
     bool edge_;
-    std::vector<char> buffer_;  // one read buffer shared by every connection
+    std::vector<char> buffer_;  // one read buffer shared by every connection of this loop
     StoreEncoder encoder_;
-    std::unique_ptr<StoreWriter> store_;
+    StoreWriter* store_;  // owned by the coordinator; its pipe is shared by every loop
     StoreQueue store_queue_;
+    bool store_failed_ = false;
     std::vector<int> paused_;  // connections waiting for the store to drain
-    std::string fatal_;
-    std::vector<Listener> listeners_;
     std::vector<Role> roles_;                          // by descriptor
     std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
     Fd spare_;                                         // given up to accept-and-close on EMFILE
     EchoServerStats stats_;
-    std::uint64_t next_id_ = 0;
-    std::int64_t start_ns_ = 0;
-    std::optional<std::int64_t> next_stats_ns_, next_idle_scan_ns_, listeners_paused_until_;
+    std::mutex published_mutex_;
+    EchoServerStats published_;
+    std::int64_t next_publish_ns_ = 0;
+    std::optional<std::int64_t> next_idle_scan_ns_, listeners_paused_until_;
     bool stop_ = false;
 };
+
+// Sums the loops' counts; connections now, peak and finished come from the shared counters.
+EchoServerStats merge(const std::vector<EchoServerStats>& parts, const Shared& shared, std::int64_t start) {
+    EchoServerStats s;
+    for (const auto& p : parts) {
+        s.accepted += p.accepted;
+        s.refused_max_connections += p.refused_max_connections;
+        s.refused_fd_setsize += p.refused_fd_setsize;
+        s.refused_emfile += p.refused_emfile;
+        s.refused_fork_failed += p.refused_fork_failed;
+        s.idle_closed += p.idle_closed;
+        s.bytes_in += p.bytes_in;
+        s.bytes_out += p.bytes_out;
+        s.store_bytes += p.store_bytes;
+        s.store_records += p.store_records;
+        s.errors.merge(p.errors);
+    }
+    s.current = shared.current.load();
+    s.peak = shared.peak.load();
+    s.finished = shared.finished.load();
+    s.duration_s = static_cast<double>(now_ns() - start) / 1e9;
+    return s;
+}
+
+// The coordinator: starts the store writer and the listeners, runs one event loop per thread,
+// handles signals, the duration and stats lines, then stops the loops and merges their counts.
+EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserver& observer) {
+    SignalPipe& signals = SignalPipe::install();
+    Shared shared(config);
+    std::unique_ptr<StoreWriter> store;
+    if (config.store) {
+        store = std::make_unique<StoreWriter>(*config.store);
+        set_nonblocking(store->write_fd());
+        shared.store = store.get();
+    }
+    const int loops = static_cast<int>(std::max<unsigned>(config.threads, 1));
+    std::vector<Listener> listeners = detail::open_listeners(config, observer, loops);
+    std::vector<std::unique_ptr<MultiplexServer>> servers;
+    for (int i = 0; i < loops; ++i) {
+        std::vector<int> fds;
+        for (const auto& l : listeners)
+            if (l.loop == i || l.loop == -1) fds.push_back(l.fd.get());
+        servers.push_back(std::make_unique<MultiplexServer>(shared, observer, std::move(fds)));
+    }
+    const std::int64_t start = now_ns();
+    std::vector<EchoServerStats> finals(servers.size());
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < servers.size(); ++i)
+        threads.emplace_back([&, i] {
+            try {
+                finals[i] = servers[i]->run();
+            } catch (const std::exception& e) {
+                shared.fail(e.what());
+            }
+        });
+    auto current = [&] {
+        std::vector<EchoServerStats> parts;
+        for (auto& s : servers) parts.push_back(s->published());
+        return merge(parts, shared, start);
+    };
+
+    auto control = EventLoop::create(Model::poll);
+    control->add(signals.fd(), kReadable);
+    control->add(shared.wake_read.get(), kReadable);
+    std::optional<std::int64_t> end, next_stats;
+    if (config.duration) end = start + config.duration->count();
+    if (config.stats_interval) next_stats = start + config.stats_interval->count();
+    while (!shared.stop) {
+        std::optional<std::int64_t> deadline = end;
+        if (next_stats && (!deadline || *next_stats < *deadline)) deadline = next_stats;
+        for (const Event& ev : control->wait(deadline)) {
+            if (ev.fd != signals.fd()) continue;
+            SignalFlags f = signals.drain();
+            if (f.stats) observer.on_stats(current());
+            if (f.child && store && !store->alive()) shared.fail(store->death());
+            if (f.stop) shared.request_stop();
+        }
+        const std::int64_t now = now_ns();
+        if (end && now >= *end) shared.request_stop();
+        if (next_stats && now >= *next_stats) {
+            observer.on_stats(current());
+            *next_stats += config.stats_interval->count();
+        }
+    }
+    for (auto& t : threads) t.join();
+    detail::remove_unix_sockets(listeners);
+    if (store && !shared.fatal.empty()) {
+        // The loops saw EPIPE; the writer's exit status says why.
+        for (int i = 0; i < 100 && store->alive(); ++i) ::usleep(1000);
+        if (!store->alive()) shared.fatal = store->death();
+    }
+    if (!shared.fatal.empty()) throw RuntimeError(shared.fatal);
+    if (store) store->finish();  // every byte received is in the file, fsynced
+    return merge(finals, shared, start);
+}
 
 }  // namespace
 
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer) {
     if (config.model != ServerModel::select) raise_fd_limit(config.max_connections + 64);
     if (config.model == ServerModel::fork) return detail::run_fork_server(config, observer);
-    MultiplexServer server(config, observer);
-    return server.run();
+    return run_multiplexed(config, observer);
 }
 
 }  // namespace muxkit

@@ -31,6 +31,7 @@ struct EchoServerConfig {
     std::optional<Duration> stats_interval;
     std::uint64_t max_clients = 0;  // 0: no limit
     int backlog = 4096;
+    unsigned threads = 1;  // event loops, one per thread (multiplexed models only)
     std::optional<StoreConfig> store;  // keep every received byte in a file, through a writer process
 };
 

@@ -27,13 +27,14 @@ void remove_stale_unix_socket(const Endpoint& endpoint) {
 
 }  // namespace
 
-Fd listen_on(const Endpoint& endpoint, int backlog) {
+Fd listen_on(const Endpoint& endpoint, int backlog, bool reuse_port) {
     const std::string where = "cannot listen on " + endpoint.to_string();
     Fd fd(::socket(endpoint.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) throw_errno(where);
     int one = 1;
     if (endpoint.family() != AF_UNIX) {
         ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) throw_errno(where);
         if (endpoint.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     } else {
         remove_stale_unix_socket(endpoint);

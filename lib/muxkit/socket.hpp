@@ -8,7 +8,8 @@ namespace muxkit {
 
 // Binds and listens (SO_REUSEADDR; IPV6_V6ONLY so [::] and 0.0.0.0 can both be bound; a stale
 // Unix socket file nobody listens on is replaced). Throws SystemError "cannot listen on ADDR: why".
-Fd listen_on(const Endpoint& endpoint, int backlog);
+// reuse_port: SO_REUSEPORT, so several sockets (one per event loop) share the address.
+Fd listen_on(const Endpoint& endpoint, int backlog, bool reuse_port = false);
 
 struct Accepted {
     Fd fd;

@@ -127,6 +127,16 @@ void Child::signal(int sig) {
     if (!waited_) ::kill(pid_, sig);
 }
 
+std::size_t Child::children_threads() {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir(fmt::format("/proc/{}/task", pid_).c_str())) {
+        while (auto e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
 bool Child::running() {
     if (waited_) return false;
     int status;
@@ -181,7 +191,16 @@ EchoServer::EchoServer(std::vector<std::string> extra_args, SpawnOptions opts, i
               if (!a.empty() && a[0] != '-' && (a.find(':') != std::string::npos)) has_address = true;
           }
           if (!has_address) args.push_back("127.0.0.1:0");
-          args.insert(args.end(), extra_args.begin(), extra_args.end());
+          for (std::size_t i = 0; i < extra_args.size(); ++i) {
+              auto slash = extra_args[i].find('/');
+              if (i > 0 && extra_args[i - 1] == "-m" && slash != std::string::npos) {
+                  args.push_back(extra_args[i].substr(0, slash));
+                  args.push_back("--threads");
+                  args.push_back(extra_args[i].substr(slash + 1));
+              } else {
+                  args.push_back(extra_args[i]);
+              }
+          }
           return args;
       }(), std::move(opts)) {
     for (int i = 0; i < listeners; ++i) {

@@ -49,6 +49,7 @@ public:
     // Waits for the exit, collecting all remaining output; kills it after timeout.
     RunResult wait(std::chrono::milliseconds timeout = 30s);
     bool running();
+    std::size_t children_threads();  // threads of the process, from /proc/PID/task
 
 private:
     void pump(int timeout_ms);
@@ -65,6 +66,7 @@ private:
 RunResult run_muxkit(std::vector<std::string> args, SpawnOptions opts = {}, std::chrono::milliseconds timeout = 60s);
 
 // echo-server on 127.0.0.1:0 (or the given addresses); reads the listening line(s).
+// A model written "epoll/2" after -m runs that model with --threads 2.
 class EchoServer {
 public:
     explicit EchoServer(std::vector<std::string> extra_args, SpawnOptions opts = {}, int listeners = 1);

@@ -18,6 +18,7 @@ struct EchoServerOptions {
     std::string idle_timeout, duration, stats_interval;
     std::uint64_t max_clients = 0;
     int backlog = 4096;
+    unsigned threads = 1;
     std::string store, store_format = "raw";
     CLI::Option* store_format_opt = nullptr;
     CommonOptions common;
@@ -99,6 +100,10 @@ int run_echo_server_command(const EchoServerOptions& o) {
     config.max_clients = o.max_clients;
     if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
     config.backlog = o.backlog;
+    if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
+    if (o.threads > 1 && config.model == ServerModel::fork)
+        throw UsageError("--threads applies to select, poll, epoll and epoll-et; fork is one process per connection");
+    config.threads = o.threads;
     if (!o.store.empty()) config.store = StoreConfig{o.store, parse_store_format(o.store_format)};
     else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
 
@@ -136,6 +141,9 @@ Subcommand setup_echo_server(CLI::App& parent) {
     app->add_option("--duration", opts->duration, "stop after DUR")->type_name("DUR");
     app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone")->type_name("N");
     app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)")->type_name("DUR");
+    app->add_option("--threads", opts->threads, "event loops, one per thread, each with its own listening socket (SO_REUSEPORT)")
+        ->type_name("N")
+        ->capture_default_str();
     app->add_option("--backlog", opts->backlog, "listen backlog")->type_name("N")->capture_default_str();
     app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)")->type_name("FILE");
     opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")->type_name("FORMAT")
