@@ -447,6 +447,7 @@ int main(int argc, char** argv) {
     }
     if (sections.empty()) sections = {"echo", "client", "pipe", "callgrind"};
     ::signal(SIGPIPE, SIG_IGN);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured, never twice through a fork
     rlimit rl{};
     ::getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
