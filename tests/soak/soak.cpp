@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -31,8 +30,12 @@
 #include <muxkit/fd.hpp>
 #include <muxkit/report.hpp>
 
+#include "support/proc_info.hpp"
+
 using muxkit::Fd;
 using muxkit::Json;
+using muxkit::test::children_of;
+using muxkit::test::open_fds;
 
 namespace {
 
@@ -77,45 +80,6 @@ Json stop_server(Server& s) {
     Json summary = Json::parse(s.stdout_text.substr(start == std::string::npos ? 0 : start + 1), nullptr, false);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return nullptr;
     return summary;
-}
-
-std::size_t count_fds(pid_t pid) {
-    std::size_t n = 0;
-    if (DIR* d = ::opendir(fmt::format("/proc/{}/fd", pid).c_str())) {
-        while (auto e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-    }
-    return n;
-}
-
-double rss_mib(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/statm", pid));
-    long size = 0, resident = 0;
-    in >> size >> resident;
-    return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
-// Children of pid in state Z, and all children.
-std::pair<int, int> children(pid_t pid) {
-    int zombies = 0, all = 0;
-    if (DIR* d = ::opendir("/proc")) {
-        while (auto e = ::readdir(d)) {
-            if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-            std::ifstream in(fmt::format("/proc/{}/stat", e->d_name));
-            std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            auto close = content.rfind(')');
-            if (close == std::string::npos) continue;
-            char state;
-            int ppid;
-            if (std::sscanf(content.c_str() + close + 2, "%c %d", &state, &ppid) == 2 && ppid == pid) {
-                ++all;
-                zombies += state == 'Z';
-            }
-        }
-        ::closedir(d);
-    }
-    return {zombies, all};
 }
 
 struct Totals {
@@ -234,8 +198,8 @@ bool soak_model(const std::string& model, double seconds) {
     ::unlink(store.c_str());
     Server server = start_server(model, store);
     ::usleep(100000);
-    const std::size_t fds_before = count_fds(server.pid);
-    const double rss_before = rss_mib(server.pid);
+    const std::size_t fds_before = open_fds(server.pid);
+    const double rss_before = static_cast<double>(muxkit::test::rss_bytes(server.pid)) / (1 << 20);
     Totals t;
     const std::int64_t until = muxkit::now_ns() + static_cast<std::int64_t>(seconds * 1e9);
     std::vector<std::thread> clients;
@@ -245,15 +209,15 @@ bool soak_model(const std::string& model, double seconds) {
     // Give the server a moment to see every close, then look at it.
     std::size_t fds_after = 0;
     for (int i = 0; i < 100; ++i) {
-        fds_after = count_fds(server.pid);
+        fds_after = open_fds(server.pid);
         if (fds_after <= fds_before) break;
         ::usleep(50000);
     }
-    const double rss_after = rss_mib(server.pid);
-    auto [zombies, kids] = children(server.pid);
+    const double rss_after = static_cast<double>(muxkit::test::rss_bytes(server.pid)) / (1 << 20);
+    std::size_t zombies = children_of(server.pid, true).size();
     for (int i = 0; i < 50 && zombies > 0; ++i) {
         ::usleep(20000);
-        std::tie(zombies, kids) = children(server.pid);
+        zombies = children_of(server.pid, true).size();
     }
     Fd last = dial(server.port);
     const bool alive = last && echo_exchange(last.get(), "still echoing", 13, 0, false);

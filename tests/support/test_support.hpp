@@ -12,6 +12,8 @@
 #include <muxkit/fd.hpp>
 #include <muxkit/report.hpp>
 
+#include "support/proc_info.hpp"
+
 namespace muxkit::test {
 
 using namespace std::chrono_literals;
@@ -88,13 +90,6 @@ std::string recv_exact(int fd, std::size_t n, std::chrono::milliseconds timeout 
 std::string recv_until_eof(int fd, std::chrono::milliseconds timeout = 10s);
 std::string random_bytes(std::size_t n, std::uint32_t seed);
 
-// Resident set size and open descriptors of a process, from /proc.
-std::uint64_t rss_bytes(pid_t pid);
-std::size_t open_fds(pid_t pid);
-// Children of a process (only zombies when zombies_only), from /proc.
-std::vector<pid_t> children_of(pid_t parent, bool zombies_only = false);
-// CPU time (user + system) of a process in seconds, from /proc/PID/stat.
-double cpu_seconds(pid_t pid);
 
 Json summary_of(const RunResult& r);  // the last JSON line, which must be the summary
 
