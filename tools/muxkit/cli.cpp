@@ -36,14 +36,11 @@ Output::Output(std::string command, const CommonOptions& opts)
     : command_(std::move(command)), opts_(opts), color_(use_color(opts.color, stdout)) {}
 
 void Output::event(const Json& object, std::string_view text_line) {
-    if (opts_.json) {
-        std::string line = render_json(object);
-        line += '\n';
-        std::fwrite(line.data(), 1, line.size(), stdout);
-    } else if (!text_line.empty()) {
-        std::fwrite(text_line.data(), 1, text_line.size(), stdout);
-        std::fputc('\n', stdout);
-    }
+    // One write per line: events may come from several threads (echo-server --threads).
+    std::string line = opts_.json ? render_json(object) : std::string(text_line);
+    if (line.empty()) return;
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
     std::fflush(stdout);
 }
 
