@@ -20,10 +20,6 @@ void set_nonblocking(int fd, bool on) {
     if (wanted != flags && ::fcntl(fd, F_SETFL, wanted) < 0) throw_errno("fcntl F_SETFL");
 }
 
-void set_cloexec(int fd) {
-    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) throw_errno("fcntl F_SETFD");
-}
-
 std::uint64_t raise_fd_limit(std::uint64_t wanted) noexcept {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;

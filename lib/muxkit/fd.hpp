@@ -29,7 +29,6 @@ private:
 };
 
 void set_nonblocking(int fd, bool on = true);
-void set_cloexec(int fd);
 
 // Raises the soft RLIMIT_NOFILE towards wanted (never past the hard limit); returns the soft limit now in force.
 std::uint64_t raise_fd_limit(std::uint64_t wanted) noexcept;

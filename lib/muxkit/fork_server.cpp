@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <memory>
-#include <unordered_map>
+#include <unordered_set>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -122,7 +122,7 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
     for (auto& l : listeners) loop->add(l.fd.get(), kReadable);
 
     EchoServerStats stats;
-    std::unordered_map<pid_t, std::uint64_t> live;  // pid -> connection id
+    std::unordered_set<pid_t> live;  // connection processes still running
     std::uint64_t next_id = 0;
     const std::int64_t start = now_ns();
     std::optional<std::int64_t> end;
@@ -194,7 +194,8 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
                 ::close(report_read.get());
                 serve_child(a.fd.get(), next_id + 1, config, report_write.get(), store ? store->write_fd() : -1);
             }
-            live.emplace(pid, ++next_id);
+            live.insert(pid);
+            ++next_id;
             ++stats.accepted;
             stats.peak = std::max<std::uint64_t>(stats.peak, live.size());
         }
@@ -225,14 +226,14 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
 
     // Stop: end every child and let it report. With a store, a child may wait for the writer to
     // make room, so it gets longer before it is killed (which would lose what it holds).
-    for (auto& [pid, id] : live) ::kill(pid, SIGTERM);
+    for (pid_t pid : live) ::kill(pid, SIGTERM);
     const std::int64_t grace_end = now_ns() + (store && fatal.empty() ? 60'000'000'000 : 2'000'000'000);
     while (!live.empty() && now_ns() < grace_end) {
         read_reports();
         reap(WNOHANG);
         if (!live.empty()) ::usleep(2000);
     }
-    for (auto& [pid, id] : live) {
+    for (pid_t pid : live) {
         ::kill(pid, SIGKILL);
         int status;
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -279,7 +279,6 @@ private:
             s.role = Role::listener;
             s.name = "listen:" + (spec.address.kind == Address::Kind::unix_path ? ep.to_string()
                                                                                  : local_endpoint(s.fd).to_string());
-            listening_.push_back(s.name);
             add_source(std::move(s), kReadable);
             return;
         }
@@ -541,7 +540,6 @@ private:
     std::vector<Source> sources_;
     std::vector<std::size_t> by_fd_;
     std::vector<ExecChild> execs_;
-    std::vector<std::string> listening_;
     WatchSummary summary_;
     std::int64_t start_ = 0;
     bool done_ = false;

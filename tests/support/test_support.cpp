@@ -127,7 +127,7 @@ void Child::signal(int sig) {
     if (!waited_) ::kill(pid_, sig);
 }
 
-std::size_t Child::children_threads() {
+std::size_t Child::thread_count() {
     std::size_t n = 0;
     if (DIR* d = ::opendir(fmt::format("/proc/{}/task", pid_).c_str())) {
         while (auto e = ::readdir(d))

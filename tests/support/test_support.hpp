@@ -51,7 +51,7 @@ public:
     // Waits for the exit, collecting all remaining output; kills it after timeout.
     RunResult wait(std::chrono::milliseconds timeout = 30s);
     bool running();
-    std::size_t children_threads();  // threads of the process, from /proc/PID/task
+    std::size_t thread_count();  // the process's threads, from /proc/PID/task
 
 private:
     void pump(int timeout_ms);
