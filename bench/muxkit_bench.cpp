@@ -24,6 +24,7 @@
 
 #include <muxkit/address.hpp>
 #include <muxkit/clock.hpp>
+#include <muxkit/echo_server.hpp>
 #include <muxkit/report.hpp>
 #include <muxkit/socket.hpp>
 
@@ -157,9 +158,24 @@ struct Server {
     std::uint16_t port = 0;
 };
 
+// The muxkit models to measure: io_uring only where this kernel allows it.
+std::vector<std::string> muxkit_models() {
+    std::vector<std::string> m = {"select", "poll", "epoll", "epoll-et"};
+    if (std::string why = muxkit::io_uring_unavailable_reason(); why.empty()) m.push_back("io_uring");
+    else fmt::print("io_uring skipped: {}\n", why);
+    m.push_back("fork");
+    return m;
+}
+
+// "muxkit-MODEL" or "muxkit-MODEL/THREADS".
 bool start(Server& s) {
     if (s.name.starts_with("muxkit-")) {
-        s.proc = spawn(fmt::format("{} echo-server 127.0.0.1:0 -m {}", kMuxkit, s.name.substr(7)));
+        std::string model = s.name.substr(7), threads = "1";
+        if (auto slash = model.find('/'); slash != std::string::npos) {
+            threads = model.substr(slash + 1);
+            model.resize(slash);
+        }
+        s.proc = spawn(fmt::format("{} echo-server 127.0.0.1:0 -m {} --threads {}", kMuxkit, model, threads));
         std::string line = read_line(s.proc);  // listening on 127.0.0.1:PORT (model M)
         auto colon = line.find("127.0.0.1:");
         if (colon == std::string::npos) return false;
@@ -206,14 +222,14 @@ Sample drive(const Server& s, const Load& l) {
 
 Json echo_section() {
     std::vector<Server> servers;
-    for (auto m : {"select", "poll", "epoll", "epoll-et", "fork"}) servers.emplace_back(std::string("muxkit-") + m, std::string(m) == "fork");
+    for (const auto& m : muxkit_models()) servers.emplace_back("muxkit-" + m, m == "fork");
     servers.emplace_back("c-epoll");
     if (have("ncat")) servers.emplace_back("ncat", true);
     if (have("socat")) servers.emplace_back("socat", true);
     for (auto& s : servers)
         if (!start(s)) fmt::print(stderr, "bench: {} did not start\n", s.name);
-    std::vector<Load> loads = {{1, 64, 1},     {10, 64, 1},   {100, 64, 1},   {1000, 64, 1},
-                               {100, 4096, 1}, {100, 64, 16}, {100, 4096, 16}, {10, 4096, 16}};
+    std::vector<Load> loads = {{1, 64, 1},    {10, 64, 1},    {100, 64, 1},    {1000, 64, 1}, {100, 4096, 1},
+                               {10, 64, 16}, {100, 64, 16}, {10, 4096, 16}, {100, 4096, 16}};
     Json rows = Json::array();
     fmt::print("\n== echo-server: round trips per second (median of {} x {}s, driven by the C epoll client)\n", g_rounds, g_seconds);
     fmt::print("{:<28} {:>14} {:>12} {:>10} {:>9}\n", "load", "server", "round trips/s", "p99 us", "x c-epoll");
@@ -335,6 +351,107 @@ Json pipe_section() {
     return {{"throughput", rows}, {"latency_p50_us", m}, {"c_pingpong_p50_us", b}, {"latency_ratio", b > 0 ? m / b : 0}};
 }
 
+// ---------------------------------------------------------------- several event loops
+
+// Round trips/s of two C clients at once (50 connections x 16 in flight each, 64 B), so that
+// the server, not one client, is what runs out of CPU first.
+double drive_two_clients(const Server& s) {
+    std::string cmd = fmt::format("{}/epoll_echo_client {} 50 64 16 {}", kBaselines, s.port, g_seconds * 2);
+    std::string a, b;
+    std::thread other([&] { a = capture(cmd); });
+    b = capture(cmd);
+    other.join();
+    return std::atof(a.c_str()) + std::atof(b.c_str());
+}
+
+Json threads_section() {
+    fmt::print("\n== --threads 2 against --threads 1 (two C clients x 50 connections x 16 in flight, 64 B; median of {})\n", g_rounds);
+    std::vector<std::string> models = {"epoll"};
+    if (muxkit::io_uring_unavailable_reason().empty()) models.push_back("io_uring");
+    Json out = Json::object();
+    for (const auto& m : models) {
+        Server one{"muxkit-" + m + "/1"}, two{"muxkit-" + m + "/2"};
+        if (!start(one) || !start(two)) continue;
+        std::vector<double> r1, r2;
+        for (int round = 0; round < g_rounds; ++round) {
+            r1.push_back(drive_two_clients(one));
+            r2.push_back(drive_two_clients(two));
+        }
+        stop(one.proc);
+        stop(two.proc);
+        double a = median(r1), b = median(r2);
+        fmt::print("{:<10} threads 1: {:>10.0f}/s  threads 2: {:>10.0f}/s  ratio {:.2f}\n", m, a, b, a > 0 ? b / a : 0);
+        out[m] = {{"threads_1_per_s", a}, {"threads_2_per_s", b}, {"ratio", a > 0 ? b / a : 0}};
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- system calls per message
+
+// How system calls are counted: perf's raw_syscalls tracepoint (exact, nearly free), or
+// strace -c -f where perf cannot (strace slows the server, so more work waits per call).
+std::string syscall_counter() {
+    if (have("perf")) {
+        std::string probe = capture("perf stat -x, -e raw_syscalls:sys_enter -o /dev/stdout true");
+        if (probe.find("raw_syscalls") != std::string::npos && std::atof(probe.substr(probe.find('\n') + 1).c_str()) > 0) return "perf";
+    }
+    return have("strace") ? "strace" : "";
+}
+
+// System calls of echo-server while multi-connect sends 10 connections x MESSAGES messages; the
+// difference between two message counts cancels start-up and shutdown.
+std::optional<double> count_syscalls(const std::string& counter, const std::string& model, std::uint64_t messages, int pipeline) {
+    std::string file = fmt::format("/tmp/muxkit-bench-syscalls-{}.out", ::getpid());
+    std::string prefix = counter == "perf" ? fmt::format("perf stat -x, -e raw_syscalls:sys_enter -o {} --", file)
+                                           : fmt::format("strace -c -f -o {}", file);
+    Proc server = spawn(fmt::format("{} {} echo-server 127.0.0.1:0 -m {} --max-clients 10", prefix, kMuxkit, model));
+    std::string line = read_line(server, 30000);
+    auto colon = line.find("127.0.0.1:");
+    if (colon == std::string::npos) {
+        stop(server);
+        return std::nullopt;
+    }
+    int port = std::stoi(line.substr(colon + 10));
+    capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 10 -n {} -s 64 --pipeline {}", kMuxkit, port, messages, pipeline));
+    for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
+    ::close(server.out);
+    std::ifstream in(file);
+    std::string l;
+    std::optional<double> total;
+    while (std::getline(in, l)) {
+        if (counter == "perf" && l.find("raw_syscalls:sys_enter") != std::string::npos) total = std::atof(l.c_str());
+        if (counter == "strace" && l.ends_with(" total")) {  // "100.00  SECONDS  USECS/CALL  CALLS  ERRORS total"
+            std::istringstream fields(l);
+            double pct, seconds, usecs, calls;
+            if (fields >> pct >> seconds >> usecs >> calls) total = calls;
+        }
+    }
+    ::unlink(file.c_str());
+    return total;
+}
+
+Json syscalls_section() {
+    std::string counter = syscall_counter();
+    fmt::print("\n== system calls per echoed message (echo-server under {}; 10 connections, 64 B)\n", counter.empty() ? "?" : counter);
+    if (counter.empty()) {
+        fmt::print("skipped: neither perf nor strace can count system calls here\n");
+        return nullptr;
+    }
+    Json out = {{"counter", counter}};
+    fmt::print("{:<10} {:>12} {:>16}\n", "model", "ping-pong", "16 in flight");
+    for (const auto& m : muxkit_models()) {
+        if (m == "fork") continue;
+        Json row = Json::object();
+        for (int pipeline : {1, 16}) {
+            auto a = count_syscalls(counter, m, 2000, pipeline), b = count_syscalls(counter, m, 10000, pipeline);
+            if (a && b) row[pipeline == 1 ? "ping_pong" : "pipelined"] = (*b - *a) / 80000.0;
+        }
+        fmt::print("{:<10} {:>12.2f} {:>16.2f}\n", m, row.value("ping_pong", 0.0), row.value("pipelined", 0.0));
+        out[m] = row;
+    }
+    return out;
+}
+
 // ---------------------------------------------------------------- instructions per message
 
 std::optional<double> callgrind_instructions(std::uint64_t messages) {
@@ -413,7 +530,15 @@ Json targets_section(const Json& results) {
             double so = echo_rps(rows, "socat", conns, 64, 1);
             if (so > 0) check(fmt::format("fork at {} connections x socat", conns), echo_rps(rows, "muxkit-fork", conns, 64, 1) / so, 1.2);
         }
+        double c16 = echo_rps(rows, "c-epoll", 100, 4096, 16), c1 = echo_rps(rows, "c-epoll", 100, 64, 1);
+        if (c16 > 0) check("io_uring at 100 connections x 16 in flight, 4 KiB, x c-epoll", echo_rps(rows, "muxkit-io_uring", 100, 4096, 16) / c16, 1.3);
+        if (c1 > 0) check("io_uring at 100 connections, 64 B, x c-epoll", echo_rps(rows, "muxkit-io_uring", 100, 64, 1) / c1, 1.1);
     }
+    if (results.contains("syscalls") && results["syscalls"].contains("io_uring"))
+        check("io_uring system calls per message, 16 in flight", results["syscalls"]["io_uring"].value("pipelined", 0.0), 1.0, true);
+    if (results.contains("threads"))
+        for (const auto& [model, row] : results["threads"].items())
+            check(fmt::format("{} --threads 2 x --threads 1, pipelined, two clients", model), row["ratio"].get<double>(), 1.5);
     if (results.contains("multi_connect")) {
         const Json& mc = results["multi_connect"];
         if (mc.contains("ratio")) check("multi-connect x the C client, 100 connections", mc["ratio"].get<double>(), 0.95);
@@ -445,7 +570,7 @@ int main(int argc, char** argv) {
         } else if (a == "--out" && i + 1 < argc) out_dir = argv[++i];
         else sections.push_back(a);
     }
-    if (sections.empty()) sections = {"echo", "client", "pipe", "callgrind"};
+    if (sections.empty()) sections = {"echo", "threads", "syscalls", "client", "pipe", "callgrind"};
     ::signal(SIGPIPE, SIG_IGN);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured, never twice through a fork
     rlimit rl{};
@@ -462,8 +587,10 @@ int main(int argc, char** argv) {
         else if (s == "client") results["multi_connect"] = client_section();
         else if (s == "pipe") results["pipe"] = pipe_section();
         else if (s == "callgrind") results["instructions_per_message"] = callgrind_section();
+        else if (s == "threads") results["threads"] = threads_section();
+        else if (s == "syscalls") results["syscalls"] = syscalls_section();
         else {
-            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, client, pipe, callgrind)\n", s);
+            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, threads, syscalls, client, pipe, callgrind)\n", s);
             return 2;
         }
     }

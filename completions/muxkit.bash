@@ -11,7 +11,7 @@ _muxkit() {
     case "$sub" in
     echo-server)
         case "$prev" in
-            -m|--model) COMPREPLY=($(compgen -W "select poll epoll epoll-et fork" -- "$cur")); return ;;
+            -m|--model) COMPREPLY=($(compgen -W "select poll epoll epoll-et io_uring fork" -- "$cur")); return ;;
             --buffer-size) COMPREPLY=(); return ;;
             --max-connections) COMPREPLY=(); return ;;
             --idle-timeout) COMPREPLY=(); return ;;

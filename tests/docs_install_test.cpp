@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(bash_completes_subcommands_and_option_values) {
             .out;
     };
     BOOST_TEST(complete("muxkit \"\"", 1).find("echo-server\n") != std::string::npos);
-    BOOST_TEST(complete("muxkit echo-server --model \"\"", 3) == "select\npoll\nepoll\nepoll-et\nfork\n");
+    BOOST_TEST(complete("muxkit echo-server --model \"\"", 3) == "select\npoll\nepoll\nepoll-et\nio_uring\nfork\n");
     BOOST_TEST(complete("muxkit echo-server --store-format \"\"", 3) == "raw\njsonl\n");
     BOOST_TEST(complete("muxkit fd-watch --show \"\"", 3) == "none\nsize\ntext\nhex\n");
     BOOST_TEST(complete("muxkit pipe-test at", 2) == "atomicity\n");
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(fish_completes_subcommands_and_option_values) {
         return sh(fmt::format("fish -c 'source {}; complete -C\"{}\"' | cut -f1 | sort", file, line)).out;
     };
     BOOST_TEST(complete("muxkit pi") == "pipe-test\n");
-    BOOST_TEST(complete("muxkit echo-server --model ") == "epoll\nepoll-et\nfork\npoll\nselect\n");
+    BOOST_TEST(complete("muxkit echo-server --model ") == "epoll\nepoll-et\nfork\nio_uring\npoll\nselect\n");
     BOOST_TEST(complete("muxkit multi-connect --color ") == "always\nauto\nnever\n");
     BOOST_TEST(complete("muxkit pipe-test fi").find("fifo") != std::string::npos);
 }
@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(zsh_completes_subcommands_and_option_values) {
     };
     std::string subs = complete("muxkit");
     for (std::string sub : kSubcommands) BOOST_TEST(subs.find(sub + "\n") != std::string::npos, subs);
-    BOOST_TEST(complete("muxkit echo-server --model") == "epoll\nepoll-et\nfork\npoll\nselect\n");
+    BOOST_TEST(complete("muxkit echo-server --model") == "epoll\nepoll-et\nfork\nio_uring\npoll\nselect\n");
     BOOST_TEST(complete("muxkit echo-server --store-format") == "jsonl\nraw\n");
 }
 

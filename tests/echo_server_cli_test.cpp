@@ -24,7 +24,7 @@ namespace bdata = boost::unit_test::data;
 namespace {
 
 // Every model, and the multiplexed ones again with two event loops (--threads 2).
-const char* kVariants[] = {"select", "poll", "epoll", "epoll-et", "fork", "select/2", "poll/2", "epoll/2", "epoll-et/2"};
+const auto kVariants = with_io_uring({"select", "poll", "epoll", "epoll-et", "fork", "select/2", "poll/2", "epoll/2", "epoll-et/2"});
 
 std::string model_of(const std::string& variant) { return variant.substr(0, variant.find('/')); }
 
@@ -97,7 +97,8 @@ BOOST_DATA_TEST_CASE(half_closed_client_still_gets_the_whole_echo, bdata::make(k
     BOOST_TEST(s["connections"]["current"].get<int>() == 0);
 }
 
-BOOST_DATA_TEST_CASE(client_that_never_reads_cannot_grow_server_memory, bdata::make({"epoll", "select", "epoll-et"}), model) {
+BOOST_DATA_TEST_CASE(client_that_never_reads_cannot_grow_server_memory,
+                     bdata::make(with_io_uring({"epoll", "select", "epoll-et"}, {"io_uring"})), model) {
     EchoServer server({"-m", model});
     Fd fd = connect_to(server.address());
     int small = 4096;
@@ -178,7 +179,7 @@ BOOST_DATA_TEST_CASE(clients_that_reset_mid_echo_are_counted_and_harmless, bdata
     BOOST_TEST(s["errors"]["ECONNRESET"].get<int>() > 0);
 }
 
-BOOST_DATA_TEST_CASE(descriptor_exhaustion_does_not_spin, bdata::make({"epoll", "poll", "select"}), model) {
+BOOST_DATA_TEST_CASE(descriptor_exhaustion_does_not_spin, bdata::make(with_io_uring({"epoll", "poll", "select"}, {"io_uring"})), model) {
     SpawnOptions opts;
     opts.in_child = [] {
         rlimit r{24, 24};
@@ -327,7 +328,7 @@ BOOST_AUTO_TEST_CASE(duration_ends_the_run_on_time) {
     BOOST_TEST(s["environment"]["pipe_buf"].get<int>() == 4096);
 }
 
-BOOST_DATA_TEST_CASE(stats_interval_and_sigusr1_print_stats, bdata::make({"epoll", "fork"}), model) {
+BOOST_DATA_TEST_CASE(stats_interval_and_sigusr1_print_stats, bdata::make(with_io_uring({"epoll", "fork"}, {"io_uring"})), model) {
     EchoServer server({"-m", model, "--stats-interval", "100ms"});
     Json j = Json::parse(server.process().read_line());
     BOOST_TEST(j["type"].get<std::string>() == "stats");
@@ -408,6 +409,25 @@ BOOST_AUTO_TEST_CASE(threads_spread_connections_over_loops_with_one_summary) {
     RunResult fork = run_muxkit({"echo-server", "-m", "fork", "--threads", "2"});
     BOOST_TEST(fork.exit_code == 2);
     BOOST_TEST(run_muxkit({"echo-server", "--threads", "0"}).exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(io_uring_is_tested_or_refused_clearly) {
+    const std::string why = io_uring_unavailable_reason();
+    if (why.empty()) {
+        BOOST_TEST_MESSAGE("io_uring is available: the behaviour cases run on -m io_uring too");
+        EchoServer server({"-m", "io_uring"});
+        Fd fd = connect_to(server.address());
+        send_all(fd.get(), "ring");
+        BOOST_TEST(recv_exact(fd.get(), 4) == "ring");
+        fd.reset();
+        BOOST_TEST(summary_of(server.stop())["model"] == "io_uring");
+        return;
+    }
+    BOOST_TEST_MESSAGE("io_uring cases skipped: " << why);
+    RunResult r = run_muxkit({"echo-server", "127.0.0.1:0", "-m", "io_uring", "--duration", "1s"});
+    BOOST_TEST(r.exit_code == 3);
+    BOOST_TEST(r.err.find("error: the io_uring model is not available here") != std::string::npos, r.err);
+    BOOST_TEST(r.out.empty());
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_go_to_stdout_with_exit_0) {

@@ -27,7 +27,7 @@ namespace bdata = boost::unit_test::data;
 
 namespace {
 
-const char* kModels[] = {"select", "poll", "epoll", "epoll-et", "fork", "epoll/2", "select/2"};
+const auto kModels = with_io_uring({"select", "poll", "epoll", "epoll-et", "fork", "epoll/2", "select/2"});
 
 struct TempPath {
     std::string path;
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(a_symlink_at_the_store_path_is_refused) {
     BOOST_TEST(!std::filesystem::exists(target.path));
 }
 
-BOOST_DATA_TEST_CASE(killing_the_writer_exits_3_with_an_error, bdata::make({"epoll", "fork"}), model) {
+BOOST_DATA_TEST_CASE(killing_the_writer_exits_3_with_an_error, bdata::make(with_io_uring({"epoll", "fork"}, {"io_uring"})), model) {
     TempPath file("kill");
     EchoServer server({"-m", model, "--store", file.path});
     Fd fd = connect_to(server.address());
@@ -173,9 +173,9 @@ BOOST_DATA_TEST_CASE(killing_the_writer_exits_3_with_an_error, bdata::make({"epo
     BOOST_TEST(lines.back()["type"] == "error");
 }
 
-BOOST_AUTO_TEST_CASE(a_stopped_writer_gives_backpressure_not_loss_or_growth) {
+BOOST_DATA_TEST_CASE(a_stopped_writer_gives_backpressure_not_loss_or_growth, bdata::make(with_io_uring({"epoll"}, {"io_uring"})), model) {
     TempPath file("stopped");
-    EchoServer server({"-m", "epoll", "--store", file.path});
+    EchoServer server({"-m", model, "--store", file.path});
     pid_t server_pid = server.process().pid();
     auto kids = children_of(server_pid);
     BOOST_REQUIRE(kids.size() == 1u);

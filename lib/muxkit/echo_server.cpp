@@ -18,6 +18,7 @@
 
 #include "muxkit/clock.hpp"
 #include "muxkit/echo_server_internal.hpp"
+#include "muxkit/server_loop_internal.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/pipe.hpp"
 #include "muxkit/signals.hpp"
@@ -31,6 +32,7 @@ std::string_view server_model_name(ServerModel m) noexcept {
     case ServerModel::poll: return "poll";
     case ServerModel::epoll: return "epoll";
     case ServerModel::epoll_et: return "epoll-et";
+    case ServerModel::io_uring: return "io_uring";
     case ServerModel::fork: return "fork";
     }
     return "?";
@@ -42,7 +44,8 @@ ServerModel parse_server_model(std::string_view text) {
     if (text == "poll") return ServerModel::poll;
     if (text == "epoll") return ServerModel::epoll;
     if (text == "epoll-et") return ServerModel::epoll_et;
-    throw UsageError(fmt::format("invalid model '{}': expected select, poll, epoll, epoll-et or fork", text));
+    if (text == "io_uring") return ServerModel::io_uring;
+    throw UsageError(fmt::format("invalid model '{}': expected select, poll, epoll, epoll-et, io_uring or fork", text));
 }
 
 namespace detail {
@@ -85,161 +88,38 @@ void remove_unix_sockets(const std::vector<Listener>& listeners) noexcept {
 
 namespace {
 
+using detail::Connection;
 using detail::Listener;
-
-struct Connection {
-    Fd fd;
-    std::uint64_t id = 0;
-    std::uint64_t bytes_in = 0, bytes_out = 0;
-    std::int64_t last_active_ns = 0;
-    std::vector<char> pending;  // echo the socket did not take yet; never more than one read
-    std::size_t pending_off = 0;
-    bool more_to_read = false;  // edge-triggered: stopped reading before EAGAIN
-    bool paused = false;        // not reading until the store pipe drains
-    std::string peer;           // filled when connection events or jsonl store records need it
-
-    bool has_pending() const noexcept { return pending_off < pending.size(); }
-};
+using detail::Shared;
 
 enum class Role : std::uint8_t { none, connection, listener, wake, store };
 
-// Records waiting for room in the store pipe: written in order, each in one write (atomic).
-class StoreQueue {
+// The readiness driver (select, poll, epoll, epoll-et): waits until a descriptor is ready, then
+// reads and writes it without blocking.
+class ReadinessLoop final : public detail::ServerLoop {
 public:
-    bool empty() const noexcept { return head_ == lens_.size(); }
-    std::size_t pending() const noexcept { return pending_; }
-    void push(const char* p, std::size_t n) {
-        bytes_.insert(bytes_.end(), p, p + n);
-        lens_.push_back(static_cast<std::uint32_t>(n));
-        pending_ += n;
-    }
-    // Writes whole records until the pipe is full; returns 0, or the errno that stopped it.
-    int flush(int fd) {
-        int err = 0;
-        while (!empty()) {
-            IoResult w = write_some(fd, bytes_.data() + off_, lens_[head_]);
-            if (w.failed()) {
-                if (!w.would_block()) err = w.err;
-                break;
-            }
-            off_ += lens_[head_];
-            pending_ -= lens_[head_];
-            ++head_;
-        }
-        if (empty()) {
-            bytes_.clear();
-            lens_.clear();
-            head_ = off_ = 0;
-        } else if (off_ > bytes_.size() / 2) {  // drop what was written, so memory stays bounded
-            bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(off_));
-            lens_.erase(lens_.begin(), lens_.begin() + static_cast<std::ptrdiff_t>(head_));
-            head_ = off_ = 0;
-        }
-        return err;
-    }
+    ReadinessLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
+        : ServerLoop(shared, observer, std::move(listeners)), loop_(EventLoop::create(to_model(config_.model))),
+          edge_(loop_->edge_triggered()), buffer_(std::max<std::size_t>(config_.buffer_size, 1)) {}
 
-private:
-    std::vector<char> bytes_;
-    std::vector<std::uint32_t> lens_;
-    std::size_t head_ = 0, off_ = 0, pending_ = 0;
-};
-
-constexpr std::size_t kStoreHighWater = 1 << 20;  // stop reading clients past this much unstored data
-constexpr std::size_t kStoreLowWater = 1 << 18;   // and start again below this
-
-// What the event loops share with each other and with the coordinator thread.
-struct Shared {
-    explicit Shared(const EchoServerConfig& c) : config(c) {
-        Pipe p = make_pipe(true);
-        wake_read = std::move(p.read);
-        wake_write = std::move(p.write);
-    }
-    const EchoServerConfig& config;
-    Fd wake_read, wake_write;  // readable once the run must end; never drained, so every loop sees it
-    std::atomic<bool> stop{false};
-    std::atomic<std::uint64_t> current{0}, peak{0}, finished{0}, next_id{0};
-    StoreWriter* store = nullptr;
-    std::mutex mutex;  // guards fatal and the observer's connection events
-    std::string fatal;
-
-    void request_stop() {
-        if (!stop.exchange(true)) {
-            char b = 0;
-            [[maybe_unused]] auto n = ::write(wake_write.get(), &b, 1);
-        }
-    }
-    void fail(const std::string& why) {
-        {
-            std::lock_guard lock(mutex);
-            if (fatal.empty()) fatal = why;
-        }
-        request_stop();
-    }
-    // Admits one more connection under --max-connections (shared by all loops); false: refuse it.
-    bool admit() {
-        std::uint64_t now = current.fetch_add(1) + 1;
-        if (now > config.max_connections) {
-            current.fetch_sub(1);
-            return false;
-        }
-        std::uint64_t p = peak.load();
-        while (now > p && !peak.compare_exchange_weak(p, now)) {
-        }
-        return true;
-    }
-};
-
-// One event loop: accepts on its listeners and serves its connections. The coordinator handles
-// signals, the duration and stats lines, and merges the loops' counts.
-class MultiplexServer {
-public:
-    MultiplexServer(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
-        : config_(shared.config), observer_(observer), shared_(shared), listeners_(std::move(listeners)),
-          loop_(EventLoop::create(to_model(config_.model))), edge_(loop_->edge_triggered()),
-          buffer_(std::max<std::size_t>(config_.buffer_size, 1)),
-          encoder_(config_.store ? config_.store->format : StoreFormat::raw), store_(shared.store) {}
-
-    // Runs until the shared stop; returns this loop's counts.
-    EchoServerStats run() {
+    EchoServerStats run() override {
+        begin();
         if (store_) watch(store_->write_fd(), Role::store, 0);
-        spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         watch(shared_.wake_read.get(), Role::wake);
         for (int fd : listeners_) watch(fd, Role::listener);
-        if (config_.idle_timeout) next_idle_scan_ns_ = now_ns() + idle_scan_period();
-
         while (!stop_) {
-            auto events = loop_->wait(next_deadline());
-            for (const Event& ev : events) dispatch(ev);
-            std::int64_t now = now_ns();
-            if (next_idle_scan_ns_ && now >= *next_idle_scan_ns_) {
-                close_idle(now);
-                *next_idle_scan_ns_ = now + idle_scan_period();
-            }
-            if (listeners_paused_until_ && now >= *listeners_paused_until_) resume_listeners();
-            if (now >= next_publish_ns_) publish(now);
+            for (const Event& ev : loop_->wait(again_.empty() ? next_deadline() : std::optional<std::int64_t>(0))) dispatch(ev);
+            read_again();
+            tick(now_ns());
         }
-        const bool failed = store_failed_ || !shared_fatal().empty();
+        const bool failed_run = failed();
         for (auto& c : conns_)
             if (c) {
-                if (c->has_pending() && !failed) flush(*c, /*final=*/true);
-                if (c) close_connection(*c, failed ? "store failed" : "stop");
+                if (c->has_pending() && !failed_run) flush(*c, /*final=*/true);
+                if (c) close_connection(*c, failed_run ? "store failed" : "stop");
             }
-        // Everything received reaches the store pipe before this loop ends.
-        if (store_ && !failed) {
-            int err;
-            while ((err = store_queue_.flush(store_->write_fd())) == 0 && !store_queue_.empty()) {
-                pollfd p{store_->write_fd(), POLLOUT, 0};
-                ::poll(&p, 1, 100);
-            }
-            if (err) shared_.fail(fmt::format("cannot hand data to the store writer: {}", std::strerror(err)));
-        }
+        drain_store();
         return stats_;
-    }
-
-    // The counts as of the last publish (at most 100 ms old), for stats lines from the coordinator.
-    EchoServerStats published() {
-        std::lock_guard lock(published_mutex_);
-        return published_;
     }
 
 private:
@@ -252,33 +132,8 @@ private:
         }
     }
 
-    std::int64_t idle_scan_period() const {
-        return std::clamp<std::int64_t>(config_.idle_timeout->count() / 4, 1'000'000, 250'000'000);
-    }
-
-    std::optional<std::int64_t> next_deadline() const {
-        std::optional<std::int64_t> d = next_publish_ns_;
-        for (auto t : {next_idle_scan_ns_, listeners_paused_until_})
-            if (t && *t < *d) d = t;
-        return d;
-    }
-
-    void publish(std::int64_t now) {
-        std::lock_guard lock(published_mutex_);
-        published_ = stats_;
-        next_publish_ns_ = now + 100'000'000;
-    }
-
-    std::string shared_fatal() {
-        std::lock_guard lock(shared_.mutex);
-        return shared_.fatal;
-    }
-
     void watch(int fd, Role role, std::uint32_t interest = kReadable) {
-        if (static_cast<std::size_t>(fd) >= roles_.size()) {
-            roles_.resize(static_cast<std::size_t>(fd) + 1, Role::none);
-            conns_.resize(roles_.size());
-        }
+        if (static_cast<std::size_t>(fd) >= roles_.size()) roles_.resize(static_cast<std::size_t>(fd) + 1, Role::none);
         roles_[fd] = role;
         if (role == Role::connection && edge_) interest |= kWritable;  // registered once; never modified
         loop_->add(fd, interest);
@@ -290,91 +145,59 @@ private:
         case Role::wake: stop_ = true; break;
         case Role::listener: on_listener(ev.fd); break;
         case Role::connection: on_connection(*conns_[ev.fd], ev.events); break;
-        case Role::store: on_store_event(ev.events); break;
+        case Role::store: on_store_ready((ev.events & (kError | kHangup)) != 0); break;
         case Role::none: break;
         }
     }
 
-    // ---- the store pipe
+    // ---- driver hooks
 
-    void store_received(Connection& c, const char* data, std::size_t len) {
-        const int fd = store_->write_fd();
-        stats_.store_bytes += len;
-        stats_.store_records += encoder_.encode({c.id, c.peer}, data, len, [&](const char* rec, std::size_t n) {
-            if (store_queue_.empty()) {
-                IoResult w = write_some(fd, rec, n);  // at most PIPE_BUF: all or nothing
-                if (!w.failed()) return;
-                if (!w.would_block()) {
-                    store_failed("");
-                    return;
-                }
-            }
-            store_queue_.push(rec, n);
-        });
-        if (!store_queue_.empty()) loop_->modify(fd, kWritable);
-    }
-
-    void on_store_event(std::uint32_t events) {
-        if ((events & (kError | kHangup)) || store_queue_.flush(store_->write_fd()) != 0) {
-            store_failed("");  // the read end is gone: the writer died
-            return;
-        }
-        if (store_queue_.empty()) loop_->modify(store_->write_fd(), 0);
-        if (store_queue_.pending() < kStoreLowWater && !paused_.empty()) resume_paused();
-    }
-
-    bool store_full() const noexcept { return store_ && store_queue_.pending() >= kStoreHighWater; }
-
-    void pause(Connection& c) {
-        if (c.paused) return;
-        c.paused = true;
-        paused_.push_back(c.fd.get());
+    void stop_reading(Connection& c) override {
         if (!edge_) loop_->modify(c.fd.get(), 0);
     }
 
-    void resume_paused() {
-        std::vector<int> fds;
-        fds.swap(paused_);
-        for (int fd : fds) {
-            Connection* c = conns_[fd].get();
-            if (!c || !c->paused) continue;
-            c->paused = false;
-            if (!edge_) loop_->modify(fd, c->has_pending() ? kWritable : kReadable);
-            else if (!c->has_pending()) read_and_echo(*c);
-        }
+    void start_reading(Connection& c) override {
+        if (!edge_) loop_->modify(c.fd.get(), c.has_pending() ? kWritable : kReadable);
+        else if (!c.has_pending()) read_and_echo(c);
     }
 
-    // The writer is gone (EPIPE): stop every loop at once; the coordinator, which reaps the
-    // writer, reports why, and the loops close their clients.
-    void store_failed(const std::string&) {
-        if (store_failed_) return;
-        store_failed_ = true;
-        shared_.fail(fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(), store_->path()));
+    void watch_store(bool writable) override { loop_->modify(store_->write_fd(), writable ? std::uint32_t{kWritable} : 0u); }
+
+    void retire(Connection& c) override {
+        const int fd = c.fd.get();
+        loop_->remove(fd);
+        roles_[fd] = Role::none;
+        conns_[fd].reset();  // closes the descriptor
     }
+
+    void pause_listeners() override {
+        if (listeners_paused_until_) return;
+        for (int fd : listeners_) loop_->remove(fd);
+        listeners_paused_until_ = now_ns() + 100'000'000;
+    }
+
+    void resume_listeners() override {
+        for (int fd : listeners_) loop_->add(fd, kReadable);
+    }
+
+    // ---- accepting
 
     void on_listener(int lfd) {
         for (int i = 0; i < 256; ++i) {  // bounded so a flood of connects cannot starve the clients
             Accepted a = accept_connection(lfd);
             if (!a.err) {
-                admit(std::move(a.fd));
+                if (!loop_->can_watch(a.fd.get())) {
+                    ++stats_.refused_fd_setsize;
+                    continue;
+                }
+                if (Connection* c = admit(std::move(a.fd))) watch(c->fd.get(), Role::connection);
                 continue;
             }
             switch (a.err) {
             case EAGAIN: return;
             case EMFILE:
             case ENFILE:
-                // Out of descriptors: give up the spare one to accept and close the pending
-                // connection, so the listener stops being readable (no spinning loop).
-                if (spare_) {
-                    spare_.reset();
-                    Accepted b = accept_connection(lfd);
-                    const bool refused = static_cast<bool>(b.fd);
-                    if (refused) ++stats_.refused_emfile;
-                    b.fd.reset();
-                    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-                    if (refused && spare_) continue;
-                    if (b.err == EAGAIN) return;
-                }
+                if (refuse_with_spare(lfd)) continue;
                 pause_listeners();
                 return;
             case ECONNABORTED:
@@ -388,48 +211,7 @@ private:
         }
     }
 
-    void pause_listeners() {
-        if (listeners_paused_until_) return;
-        for (int fd : listeners_) loop_->remove(fd);
-        listeners_paused_until_ = now_ns() + 100'000'000;
-    }
-
-    void resume_listeners() {
-        listeners_paused_until_.reset();
-        for (int fd : listeners_) loop_->add(fd, kReadable);
-        if (!spare_) spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    }
-
-    void admit(Fd fd) {
-        if (!loop_->can_watch(fd.get())) {
-            ++stats_.refused_fd_setsize;
-            return;
-        }
-        if (!shared_.admit()) {
-            ++stats_.refused_max_connections;
-            return;
-        }
-        set_nodelay(fd.get());
-        auto c = std::make_unique<Connection>();
-        c->id = ++shared_.next_id;
-        c->last_active_ns = now_ns();
-        if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {
-            try {
-                c->peer = peer_endpoint(fd.get()).to_string();
-            } catch (const SystemError&) {
-                c->peer = "unknown";
-            }
-        }
-        int raw = fd.get();
-        c->fd = std::move(fd);
-        watch(raw, Role::connection);
-        ++stats_.accepted;
-        if (observer_.wants_connection_events()) {
-            std::lock_guard lock(shared_.mutex);
-            observer_.on_connection({ConnectionEvent::Kind::opened, c->id, c->peer, 0, 0, ""});
-        }
-        conns_[raw] = std::move(c);
-    }
+    // ---- echoing
 
     void on_connection(Connection& c, std::uint32_t events) {
         if (events & kWritable) {
@@ -446,17 +228,21 @@ private:
     // A connection that hung up is read even past the store's high-water mark (poll would
     // report the hangup again and again otherwise); what it can still send is bounded.
     bool read_and_echo(Connection& c, bool hung_up = false) {
-        for (;;) {
+        for (int reads = 0;; ++reads) {
+            if (edge_ && reads == kReadsPerTurn) {
+                // A client that always has more would keep the others waiting: come back to it
+                // after the other ready descriptors had their turn.
+                c.more_to_read = true;
+                again_.push_back(c.fd.get());
+                return true;
+            }
             if (store_full() && !hung_up) {
                 pause(c);  // backpressure: the disk is slower than the clients
                 return true;
             }
             IoResult r = read_some(c.fd.get(), buffer_.data(), buffer_.size());
             if (r.n > 0) {
-                c.bytes_in += r.n;
-                stats_.bytes_in += r.n;
-                if (store_) store_received(c, buffer_.data(), static_cast<std::size_t>(r.n));
-                if (config_.idle_timeout) c.last_active_ns = now_ns();
+                received(c, buffer_.data(), static_cast<std::size_t>(r.n));
                 if (!echo(c, buffer_.data(), static_cast<std::size_t>(r.n))) return false;
                 if (c.has_pending()) {
                     c.more_to_read = true;
@@ -480,20 +266,19 @@ private:
 
     bool echo(Connection& c, const char* data, std::size_t len) {
         IoResult w = send_some(c.fd.get(), data, len);
-        std::size_t sent = 0;
+        std::size_t n = 0;
         if (w.failed()) {
             if (!w.would_block()) {
                 fail(c, w.err);
                 return false;
             }
         } else {
-            sent = static_cast<std::size_t>(w.n);
+            n = static_cast<std::size_t>(w.n);
         }
-        c.bytes_out += sent;
-        stats_.bytes_out += sent;
-        if (sent < len) {
+        sent(c, n);
+        if (n < len) {
             // Keep the rest and stop reading until it is gone: backpressure, bounded memory.
-            c.pending.assign(data + sent, data + len);
+            c.pending.assign(data + n, data + len);
             c.pending_off = 0;
             if (!edge_) loop_->modify(c.fd.get(), kWritable);
         }
@@ -509,12 +294,11 @@ private:
                 return false;
             }
             c.pending_off += static_cast<std::size_t>(w.n);
-            c.bytes_out += w.n;
-            stats_.bytes_out += w.n;
+            sent(c, static_cast<std::size_t>(w.n));
         }
         c.pending.clear();
         c.pending_off = 0;
-        if (config_.idle_timeout) c.last_active_ns = now_ns();
+        echoed_all(c);
         if (final) return true;
         if (!edge_) {
             loop_->modify(c.fd.get(), kReadable);
@@ -524,56 +308,22 @@ private:
         return true;
     }
 
-    void fail(Connection& c, int err) {
-        stats_.errors.add(err);
-        close_connection(c, errno_name(err));
+    // Edge-triggered: connections that stopped reading before EAGAIN to be fair to the others.
+    void read_again() {
+        if (again_.empty()) return;
+        std::vector<int> fds;
+        fds.swap(again_);
+        for (int fd : fds)
+            if (Connection* c = conns_[fd].get(); c && !c->closed && c->more_to_read && !c->has_pending() && !c->paused)
+                read_and_echo(*c);
     }
 
-    void close_connection(Connection& c, std::string_view reason) {
-        int fd = c.fd.get();
-        loop_->remove(fd);
-        roles_[fd] = Role::none;
-        --shared_.current;
-        const std::uint64_t finished = ++shared_.finished;
-        if (observer_.wants_connection_events()) {
-            std::lock_guard lock(shared_.mutex);
-            observer_.on_connection({ConnectionEvent::Kind::closed, c.id, c.peer, c.bytes_in, c.bytes_out,
-                                     std::string(reason)});
-        }
-        conns_[fd].reset();  // closes the descriptor
-        if (config_.max_clients && finished >= config_.max_clients) shared_.request_stop();
-    }
-
-    void close_idle(std::int64_t now) {
-        const std::int64_t limit = config_.idle_timeout->count();
-        for (auto& c : conns_)
-            if (c && now - c->last_active_ns >= limit) {
-                ++stats_.idle_closed;
-                close_connection(*c, "idle");
-            }
-    }
-
-    const EchoServerConfig& config_;
-    EchoServerObserver& observer_;
-    Shared& shared_;
-    std::vector<int> listeners_;  // owned by the coordinator
+    static constexpr int kReadsPerTurn = 16;
     std::unique_ptr<EventLoop> loop_;
     bool edge_;
+    std::vector<int> again_;
     std::vector<char> buffer_;  // one read buffer shared by every connection of this loop
-    StoreEncoder encoder_;
-    StoreWriter* store_;  // owned by the coordinator; its pipe is shared by every loop
-    StoreQueue store_queue_;
-    bool store_failed_ = false;
-    std::vector<int> paused_;  // connections waiting for the store to drain
-    std::vector<Role> roles_;                          // by descriptor
-    std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
-    Fd spare_;                                         // given up to accept-and-close on EMFILE
-    EchoServerStats stats_;
-    std::mutex published_mutex_;
-    EchoServerStats published_;
-    std::int64_t next_publish_ns_ = 0;
-    std::optional<std::int64_t> next_idle_scan_ns_, listeners_paused_until_;
-    bool stop_ = false;
+    std::vector<Role> roles_;   // by descriptor
 };
 
 // Sums the loops' counts; connections now, peak and finished come from the shared counters.
@@ -612,12 +362,13 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
     }
     const int loops = static_cast<int>(std::max<unsigned>(config.threads, 1));
     std::vector<Listener> listeners = detail::open_listeners(config, observer, loops);
-    std::vector<std::unique_ptr<MultiplexServer>> servers;
+    std::vector<std::unique_ptr<detail::ServerLoop>> servers;
     for (int i = 0; i < loops; ++i) {
         std::vector<int> fds;
         for (const auto& l : listeners)
             if (l.loop == i || l.loop == -1) fds.push_back(l.fd.get());
-        servers.push_back(std::make_unique<MultiplexServer>(shared, observer, std::move(fds)));
+        servers.push_back(config.model == ServerModel::io_uring ? detail::make_uring_loop(shared, observer, std::move(fds))
+                                                                 : std::make_unique<ReadinessLoop>(shared, observer, std::move(fds)));
     }
     const std::int64_t start = now_ns();
     std::vector<EchoServerStats> finals(servers.size());
@@ -676,6 +427,7 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer) {
     if (config.model != ServerModel::select) raise_fd_limit(config.max_connections + 64);
     if (config.model == ServerModel::fork) return detail::run_fork_server(config, observer);
+    if (config.model == ServerModel::io_uring) detail::check_uring_available();
     return run_multiplexed(config, observer);
 }
 

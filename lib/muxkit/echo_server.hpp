@@ -1,5 +1,5 @@
-// EchoServer: echoes every byte back to every client, multiplexed (select, poll, epoll, epoll-et)
-// or with one process per connection (fork).
+// EchoServer: echoes every byte back to every client, multiplexed (select, poll, epoll, epoll-et,
+// io_uring) or with one process per connection (fork).
 #pragma once
 
 #include <cstdint>
@@ -16,10 +16,12 @@
 
 namespace muxkit {
 
-enum class ServerModel { select, poll, epoll, epoll_et, fork };
+enum class ServerModel { select, poll, epoll, epoll_et, io_uring, fork };
 
 std::string_view server_model_name(ServerModel m) noexcept;
 ServerModel parse_server_model(std::string_view text);  // throws UsageError
+// Empty when the io_uring model can run here; otherwise why not (old kernel, disabled, seccomp).
+std::string io_uring_unavailable_reason();
 
 struct EchoServerConfig {
     std::vector<Address> addresses;

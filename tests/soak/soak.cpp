@@ -27,6 +27,7 @@
 
 #include <muxkit/address.hpp>
 #include <muxkit/clock.hpp>
+#include <muxkit/echo_server.hpp>
 #include <muxkit/fd.hpp>
 #include <muxkit/report.hpp>
 
@@ -258,7 +259,11 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (models.empty()) models = {"select", "poll", "epoll", "epoll-et", "fork"};
+    if (models.empty()) {
+        models = {"select", "poll", "epoll", "epoll-et", "fork"};
+        if (std::string why = muxkit::io_uring_unavailable_reason(); why.empty()) models.push_back("io_uring");
+        else fmt::print("io_uring skipped: {}\n", why);
+    }
     if (!(seconds > 0) || seconds > 3600) {
         fmt::print(stderr, "muxkit-soak: --seconds must be between 0 and 3600\n");
         return 2;

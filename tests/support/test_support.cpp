@@ -1,5 +1,7 @@
 #include "support/test_support.hpp"
 
+#include <muxkit/echo_server.hpp>
+
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -265,6 +267,11 @@ std::string recv_until_eof(int fd, std::chrono::milliseconds timeout) {
         out.append(buf, static_cast<std::size_t>(r));
     }
     return out;
+}
+
+std::vector<std::string> with_io_uring(std::vector<std::string> variants, const std::vector<std::string>& uring_variants) {
+    if (io_uring_unavailable_reason().empty()) variants.insert(variants.end(), uring_variants.begin(), uring_variants.end());
+    return variants;
 }
 
 std::string random_bytes(std::size_t n, std::uint32_t seed) {

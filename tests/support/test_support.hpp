@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <muxkit/echo_server.hpp>
 #include <muxkit/fd.hpp>
 #include <muxkit/report.hpp>
 
@@ -82,6 +83,11 @@ private:
     std::vector<std::uint16_t> ports_;
     std::vector<std::string> addresses_;
 };
+
+// The variants, plus the io_uring ones where this kernel allows io_uring; the case
+// io_uring_is_tested_or_refused_clearly says why when it does not.
+std::vector<std::string> with_io_uring(std::vector<std::string> variants,
+                                       const std::vector<std::string>& uring_variants = {"io_uring", "io_uring/2"});
 
 // Blocking client helpers.
 Fd connect_to(const std::string& address);

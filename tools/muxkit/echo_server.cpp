@@ -102,7 +102,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     config.backlog = o.backlog;
     if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
     if (o.threads > 1 && config.model == ServerModel::fork)
-        throw UsageError("--threads applies to select, poll, epoll and epoll-et; fork is one process per connection");
+        throw UsageError("--threads applies to select, poll, epoll, epoll-et and io_uring; fork is one process per connection");
     config.threads = o.threads;
     if (!o.store.empty()) config.store = StoreConfig{o.store, parse_store_format(o.store_format)};
     else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
@@ -126,11 +126,11 @@ int run_echo_server_command(const EchoServerOptions& o) {
 
 Subcommand setup_echo_server(CLI::App& parent) {
     auto opts = std::make_shared<EchoServerOptions>();
-    CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll or fork");
+    CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll, io_uring or fork");
     app->add_option("address", opts->addresses,
                     "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
-    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered) or fork")->type_name("MODEL")
-        ->check(CLI::IsMember({"select", "poll", "epoll", "epoll-et", "fork"}))
+    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered), io_uring (completions) or fork")->type_name("MODEL")
+        ->check(CLI::IsMember({"select", "poll", "epoll", "epoll-et", "io_uring", "fork"}))
         ->capture_default_str();
     app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")->type_name("SIZE")
         ->capture_default_str();

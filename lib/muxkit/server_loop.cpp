@@ -1,0 +1,292 @@
+#include "muxkit/server_loop_internal.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "muxkit/clock.hpp"
+#include "muxkit/io.hpp"
+#include "muxkit/pipe.hpp"
+#include "muxkit/socket.hpp"
+
+namespace muxkit::detail {
+
+namespace {
+constexpr std::size_t kStoreHighWater = 1 << 20;  // stop reading clients past this much unstored data
+constexpr std::size_t kStoreLowWater = 1 << 18;   // and start again below this
+constexpr std::int64_t kPublishPeriod = 100'000'000;
+}  // namespace
+
+// ---------------------------------------------------------------- StoreQueue
+
+void StoreQueue::push(const char* p, std::size_t n) {
+    bytes_.insert(bytes_.end(), p, p + n);
+    lens_.push_back(static_cast<std::uint32_t>(n));
+    pending_ += n;
+}
+
+int StoreQueue::flush(int fd) {
+    int err = 0;
+    while (!empty()) {
+        IoResult w = write_some(fd, bytes_.data() + off_, lens_[head_]);
+        if (w.failed()) {
+            if (!w.would_block()) err = w.err;
+            break;
+        }
+        off_ += lens_[head_];
+        pending_ -= lens_[head_];
+        ++head_;
+    }
+    if (empty()) {
+        bytes_.clear();
+        lens_.clear();
+        head_ = off_ = 0;
+    } else if (off_ > bytes_.size() / 2) {  // drop what was written, so memory stays bounded
+        bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(off_));
+        lens_.erase(lens_.begin(), lens_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = off_ = 0;
+    }
+    return err;
+}
+
+// ---------------------------------------------------------------- Shared
+
+Shared::Shared(const EchoServerConfig& c) : config(c) {
+    Pipe p = make_pipe(true);
+    wake_read = std::move(p.read);
+    wake_write = std::move(p.write);
+}
+
+void Shared::request_stop() {
+    if (!stop.exchange(true)) {
+        char b = 0;
+        [[maybe_unused]] auto n = ::write(wake_write.get(), &b, 1);
+    }
+}
+
+void Shared::fail(const std::string& why) {
+    {
+        std::lock_guard lock(mutex);
+        if (fatal.empty()) fatal = why;
+    }
+    request_stop();
+}
+
+std::string Shared::fatal_reason() {
+    std::lock_guard lock(mutex);
+    return fatal;
+}
+
+bool Shared::admit() {
+    std::uint64_t now = current.fetch_add(1) + 1;
+    if (now > config.max_connections) {
+        current.fetch_sub(1);
+        return false;
+    }
+    std::uint64_t p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------- ServerLoop
+
+ServerLoop::ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
+    : config_(shared.config), observer_(observer), shared_(shared), listeners_(std::move(listeners)),
+      store_(shared.store), encoder_(config_.store ? config_.store->format : StoreFormat::raw) {}
+
+void ServerLoop::begin() {
+    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (config_.idle_timeout) next_idle_scan_ns_ = now_ns() + idle_scan_period();
+}
+
+EchoServerStats ServerLoop::published() {
+    std::lock_guard lock(published_mutex_);
+    return published_;
+}
+
+std::int64_t ServerLoop::idle_scan_period() const {
+    return std::clamp<std::int64_t>(config_.idle_timeout->count() / 4, 1'000'000, 250'000'000);
+}
+
+std::optional<std::int64_t> ServerLoop::next_deadline() const {
+    std::optional<std::int64_t> d = next_publish_ns_;
+    for (auto t : {next_idle_scan_ns_, listeners_paused_until_})
+        if (t && *t < *d) d = t;
+    return d;
+}
+
+void ServerLoop::tick(std::int64_t now) {
+    if (next_idle_scan_ns_ && now >= *next_idle_scan_ns_) {
+        close_idle(now);
+        *next_idle_scan_ns_ = now + idle_scan_period();
+    }
+    if (listeners_paused_until_ && now >= *listeners_paused_until_) {
+        listeners_paused_until_.reset();
+        if (!spare_) spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        resume_listeners();
+    }
+    if (now >= next_publish_ns_) {
+        std::lock_guard lock(published_mutex_);
+        published_ = stats_;
+        next_publish_ns_ = now + kPublishPeriod;
+    }
+}
+
+bool ServerLoop::refuse_with_spare(int listen_fd) {
+    if (!spare_) return false;
+    // Out of descriptors: give up the spare one to accept and close the pending connection, so
+    // the listener stops being ready (no spinning loop).
+    spare_.reset();
+    Accepted b = accept_connection(listen_fd);
+    const bool refused = static_cast<bool>(b.fd);
+    if (refused) ++stats_.refused_emfile;
+    b.fd.reset();
+    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return (refused || b.err == EAGAIN) && spare_;
+}
+
+Connection* ServerLoop::admit(Fd fd) {
+    if (!shared_.admit()) {
+        ++stats_.refused_max_connections;
+        return nullptr;
+    }
+    set_nodelay(fd.get());
+    auto c = std::make_unique<Connection>();
+    c->id = ++shared_.next_id;
+    c->last_active_ns = now_ns();
+    if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {
+        try {
+            c->peer = peer_endpoint(fd.get()).to_string();
+        } catch (const SystemError&) {
+            c->peer = "unknown";
+        }
+    }
+    const auto raw = static_cast<std::size_t>(fd.get());
+    if (raw >= conns_.size()) conns_.resize(raw + 1);
+    c->fd = std::move(fd);
+    ++stats_.accepted;
+    if (observer_.wants_connection_events()) {
+        std::lock_guard lock(shared_.mutex);
+        observer_.on_connection({ConnectionEvent::Kind::opened, c->id, c->peer, 0, 0, ""});
+    }
+    conns_[raw] = std::move(c);
+    return conns_[raw].get();
+}
+
+void ServerLoop::received(Connection& c, const char* data, std::size_t len) {
+    c.bytes_in += len;
+    stats_.bytes_in += len;
+    if (store_) store_received(c, data, len);
+    if (config_.idle_timeout) c.last_active_ns = now_ns();
+}
+
+void ServerLoop::sent(Connection& c, std::size_t len) {
+    c.bytes_out += len;
+    stats_.bytes_out += len;
+}
+
+void ServerLoop::echoed_all(Connection& c) {
+    if (config_.idle_timeout) c.last_active_ns = now_ns();
+}
+
+void ServerLoop::fail(Connection& c, int err) {
+    stats_.errors.add(err);
+    close_connection(c, errno_name(err));
+}
+
+void ServerLoop::close_connection(Connection& c, std::string_view reason) {
+    if (c.closed) return;
+    c.closed = true;
+    --shared_.current;
+    const std::uint64_t finished = ++shared_.finished;
+    if (observer_.wants_connection_events()) {
+        std::lock_guard lock(shared_.mutex);
+        observer_.on_connection({ConnectionEvent::Kind::closed, c.id, c.peer, c.bytes_in, c.bytes_out, std::string(reason)});
+    }
+    retire(c);
+    if (config_.max_clients && finished >= config_.max_clients) shared_.request_stop();
+}
+
+void ServerLoop::close_idle(std::int64_t now) {
+    const std::int64_t limit = config_.idle_timeout->count();
+    for (auto& c : conns_)
+        if (c && !c->closed && now - c->last_active_ns >= limit) {
+            ++stats_.idle_closed;
+            close_connection(*c, "idle");
+        }
+}
+
+// ---- the store pipe
+
+void ServerLoop::store_received(Connection& c, const char* data, std::size_t len) {
+    const int fd = store_->write_fd();
+    const bool was_empty = store_queue_.empty();
+    stats_.store_bytes += len;
+    stats_.store_records += encoder_.encode({c.id, c.peer}, data, len, [&](const char* rec, std::size_t n) {
+        if (store_queue_.empty()) {
+            IoResult w = write_some(fd, rec, n);  // at most PIPE_BUF: all or nothing
+            if (!w.failed()) return;
+            if (!w.would_block()) {
+                store_failed();
+                return;
+            }
+        }
+        store_queue_.push(rec, n);
+    });
+    if (was_empty && !store_queue_.empty()) watch_store(true);
+}
+
+void ServerLoop::on_store_ready(bool broken) {
+    if (broken || store_queue_.flush(store_->write_fd()) != 0) {
+        store_failed();  // the read end is gone: the writer died
+        return;
+    }
+    watch_store(!store_queue_.empty());
+    if (store_queue_.pending() < kStoreLowWater && !paused_.empty()) resume_paused();
+}
+
+bool ServerLoop::store_full() const noexcept { return store_ && store_queue_.pending() >= kStoreHighWater; }
+
+void ServerLoop::pause(Connection& c) {
+    if (c.paused) return;
+    c.paused = true;
+    paused_.push_back(c.fd.get());
+    stop_reading(c);
+}
+
+void ServerLoop::resume_paused() {
+    std::vector<int> fds;
+    fds.swap(paused_);
+    for (int fd : fds) {
+        Connection* c = conns_[fd].get();
+        if (!c || !c->paused || c->closed) continue;
+        c->paused = false;
+        start_reading(*c);
+    }
+}
+
+// The writer is gone (EPIPE): stop every loop at once; the coordinator, which reaps the writer,
+// reports why, and the loops close their clients.
+void ServerLoop::store_failed() {
+    if (store_failed_) return;
+    store_failed_ = true;
+    shared_.fail(fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(), store_->path()));
+}
+
+void ServerLoop::drain_store() {
+    if (!store_ || failed()) return;
+    int err;
+    while ((err = store_queue_.flush(store_->write_fd())) == 0 && !store_queue_.empty()) {
+        pollfd p{store_->write_fd(), POLLOUT, 0};
+        ::poll(&p, 1, 100);
+    }
+    if (err) shared_.fail(fmt::format("cannot hand data to the store writer: {}", std::strerror(err)));
+}
+
+}  // namespace muxkit::detail

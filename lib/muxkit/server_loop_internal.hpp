@@ -1,0 +1,151 @@
+// One event loop of the multiplexed echo server: the connection state, limits, accounting and the
+// store pipe, shared by the readiness drivers (select, poll, epoll) and the completion driver
+// (io_uring). A driver only decides how bytes are read and written (private to the library).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "muxkit/echo_server.hpp"
+#include "muxkit/fd.hpp"
+#include "muxkit/store.hpp"
+
+namespace muxkit::detail {
+
+struct Connection {
+    Fd fd;
+    std::uint64_t id = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::int64_t last_active_ns = 0;
+    std::string peer;     // filled when connection events or jsonl store records need it
+    bool paused = false;  // not reading until the store pipe drains
+    bool closed = false;  // counted as closed; the driver may still be waiting for its operations
+
+    // Readiness drivers: echo the socket did not take yet; never more than one read.
+    std::vector<char> pending;
+    std::size_t pending_off = 0;
+    bool more_to_read = false;  // edge-triggered: stopped reading before EAGAIN
+    bool has_pending() const noexcept { return pending_off < pending.size(); }
+
+    // Completion driver: received buffers waiting to be echoed, in order, one send at a time.
+    int send_head = -1, send_tail = -1;  // buffer ids; linked through the driver's next table
+    std::uint32_t send_off = 0;          // bytes of the head buffer already sent
+    bool receiving = false, sending = false, cancelling = false, eof = false, starved = false;
+};
+
+// Records waiting for room in the store pipe: written in order, each in one write (atomic).
+class StoreQueue {
+public:
+    bool empty() const noexcept { return head_ == lens_.size(); }
+    std::size_t pending() const noexcept { return pending_; }
+    void push(const char* p, std::size_t n);
+    // Writes whole records until the pipe is full; returns 0, or the errno that stopped it.
+    int flush(int fd);
+
+private:
+    std::vector<char> bytes_;
+    std::vector<std::uint32_t> lens_;
+    std::size_t head_ = 0, off_ = 0, pending_ = 0;
+};
+
+// What the event loops share with each other and with the coordinator thread.
+struct Shared {
+    explicit Shared(const EchoServerConfig& c);
+    const EchoServerConfig& config;
+    Fd wake_read, wake_write;  // readable once the run must end; never drained, so every loop sees it
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> current{0}, peak{0}, finished{0}, next_id{0};
+    StoreWriter* store = nullptr;
+    std::mutex mutex;  // guards fatal and the observer's connection events
+    std::string fatal;
+
+    void request_stop();
+    void fail(const std::string& why);
+    std::string fatal_reason();
+    // Admits one more connection under --max-connections (shared by all loops); false: refuse it.
+    bool admit();
+};
+
+class ServerLoop {
+public:
+    ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
+    virtual ~ServerLoop() = default;
+
+    // Runs until the shared stop; returns this loop's counts.
+    virtual EchoServerStats run() = 0;
+    // The counts as of the last publish (at most 100 ms old), for stats lines from the coordinator.
+    EchoServerStats published();
+
+protected:
+    // ---- what a driver provides
+    virtual void stop_reading(Connection& c) = 0;   // store backpressure
+    virtual void start_reading(Connection& c) = 0;  // the store drained
+    virtual void watch_store(bool writable) = 0;    // wait for room in the store pipe, or stop waiting
+    // The connection is closed and counted: stop watching it and free it (conns_[fd].reset()),
+    // now or once the operations the driver has in flight for it are done.
+    virtual void retire(Connection& c) = 0;
+    virtual void pause_listeners() = 0;
+    virtual void resume_listeners() = 0;
+
+    // ---- the shared state machine
+    // Counts and registers an accepted connection; nullptr when a limit refused (and closed) it.
+    Connection* admit(Fd fd);
+    void received(Connection& c, const char* data, std::size_t len);  // counts and stores
+    void sent(Connection& c, std::size_t len);
+    void echoed_all(Connection& c);  // nothing left to echo: the connection is active again
+    void close_connection(Connection& c, std::string_view reason);
+    void fail(Connection& c, int err);
+    bool store_full() const noexcept;
+    void pause(Connection& c);
+    void on_store_ready(bool broken);
+    // Housekeeping after each wait: idle timeout, paused listeners, publishing counts.
+    void tick(std::int64_t now);
+    std::optional<std::int64_t> next_deadline() const;
+    void begin();
+    // At the end of the run: every received byte reaches the store pipe.
+    void drain_store();
+    bool failed() { return store_failed_ || !shared_.fatal_reason().empty(); }
+    // Refuses one pending connection when out of descriptors, with the spare one; false: pause.
+    bool refuse_with_spare(int listen_fd);
+
+    const EchoServerConfig& config_;
+    EchoServerObserver& observer_;
+    Shared& shared_;
+    std::vector<int> listeners_;  // owned by the coordinator
+    StoreWriter* store_;          // owned by the coordinator; its pipe is shared by every loop
+    std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
+    EchoServerStats stats_;
+    std::optional<std::int64_t> listeners_paused_until_;
+    Fd spare_;  // given up to accept-and-close on EMFILE
+    bool stop_ = false;
+
+private:
+    void store_received(Connection& c, const char* data, std::size_t len);
+    void store_failed();
+    void resume_paused();
+    void close_idle(std::int64_t now);
+    std::int64_t idle_scan_period() const;
+
+    StoreEncoder encoder_;
+    StoreQueue store_queue_;
+    bool store_failed_ = false;
+    std::vector<int> paused_;  // connections waiting for the store to drain
+    std::mutex published_mutex_;
+    EchoServerStats published_;
+    std::int64_t next_publish_ns_ = 0;
+    std::optional<std::int64_t> next_idle_scan_ns_;
+};
+
+std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
+// Throws RuntimeError with the reason when io_uring is unavailable (old kernel, disabled, seccomp).
+std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
+// Fails early, on the calling thread, when io_uring cannot be used here.
+void check_uring_available();
+
+}  // namespace muxkit::detail
