@@ -40,14 +40,15 @@ _muxkit() {
             --connect-rate) COMPREPLY=(); return ;;
             --connect-timeout) COMPREPLY=(); return ;;
             --reply-timeout) COMPREPLY=(); return ;;
-            -m|--model) COMPREPLY=($(compgen -W "select poll epoll" -- "$cur")); return ;;
+            -m|--model) COMPREPLY=($(compgen -W "select poll epoll io_uring" -- "$cur")); return ;;
+            --threads) COMPREPLY=(); return ;;
             --payload) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --max-failures) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --payload --no-verify --max-failures --max-p99 -i --interactive --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --no-verify --max-failures --max-p99 -i --interactive --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     fd-watch)

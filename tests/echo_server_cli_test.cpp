@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -428,6 +429,27 @@ BOOST_AUTO_TEST_CASE(io_uring_is_tested_or_refused_clearly) {
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.err.find("error: the io_uring model is not available here") != std::string::npos, r.err);
     BOOST_TEST(r.out.empty());
+}
+
+// What a kernel without multishot accept and receive gets: one operation each, renewed.
+BOOST_AUTO_TEST_CASE(io_uring_single_shot_fallback_echoes_exactly) {
+    if (!io_uring_unavailable_reason().empty()) {
+        BOOST_TEST_MESSAGE("io_uring unavailable: " << io_uring_unavailable_reason());
+        return;
+    }
+    SpawnOptions single;
+    single.in_child = [] { ::setenv("MUXKIT_URING_SINGLESHOT", "1", 1); };
+    EchoServer server({"-m", "io_uring", "--buffer-size", "4K"}, single);
+    std::string payload = random_bytes(2 * 1024 * 1024 + 5, 11);
+    BOOST_TEST((echo_concurrently(server.address(), payload, 12) == payload));
+    RunResult mc = run_muxkit({"multi-connect", server.address(), "-m", "io_uring", "-c", "20", "-n", "200", "--pipeline", "4",
+                               "-s", "3000", "--json"},
+                              single);
+    BOOST_TEST(mc.exit_code == 0, mc.err);
+    BOOST_TEST(summary_of(mc)["messages"]["received"] == 4000);
+    Json s = summary_of(server.stop());
+    BOOST_TEST(s["bytes"]["in"].get<std::uint64_t>() == payload.size() + 20 * 200 * 3000);
+    BOOST_TEST(s["bytes"]["out"] == s["bytes"]["in"]);
 }
 
 BOOST_AUTO_TEST_CASE(help_and_version_go_to_stdout_with_exit_0) {

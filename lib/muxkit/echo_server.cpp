@@ -19,6 +19,7 @@
 #include "muxkit/clock.hpp"
 #include "muxkit/echo_server_internal.hpp"
 #include "muxkit/server_loop_internal.hpp"
+#include "muxkit/uring_internal.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/pipe.hpp"
 #include "muxkit/signals.hpp"

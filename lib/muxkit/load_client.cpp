@@ -4,7 +4,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include <poll.h>
 #include <sys/select.h>
@@ -14,7 +19,10 @@
 #include <fmt/format.h>
 
 #include "muxkit/clock.hpp"
+#include "muxkit/event_loop.hpp"
 #include "muxkit/io.hpp"
+#include "muxkit/load_run_internal.hpp"
+#include "muxkit/uring_internal.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 
@@ -34,162 +42,301 @@ void fill_pattern(std::uint32_t conn, std::uint64_t seq, std::size_t offset, cha
 }
 
 namespace {
-
 constexpr std::size_t kChunk = 64 * 1024;
+}  // namespace
 
-enum class State : std::uint8_t { waiting, connecting, open, done };
+namespace detail {
 
-struct Conn {
-    Fd fd;
-    std::uint32_t index = 0;
-    State state = State::waiting;
-    bool want_write = false;
-    bool recv_bad = false;
-    std::int64_t connect_start = 0;
-    std::int64_t last_progress = 0;
-    std::uint64_t send_seq = 0;  // the message being (or next to be) sent
-    std::size_t send_off = 0;    // bytes of it sent so far
-    std::uint64_t recv_seq = 0;  // the message being received
-    std::size_t recv_off = 0;
-    std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline
+LoadRun::LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice slice)
+    : cfg_(config), observer_(observer), signals_(SignalPipe::install()), slice_(slice),
+      size_(config.payload.empty() ? config.size : config.payload.size()),
+      limit_(config.duration ? UINT64_MAX : config.messages), conns_(slice.count) {}
 
-    std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
-};
+LoadStats LoadRun::run() {
+    endpoint_ = resolve(cfg_.target, false).front();
+    setup();
+    ebuf_.resize(kChunk);
+    for (std::uint32_t i = 0; i < conns_.size(); ++i) {
+        conns_[i].index = i;
+        conns_[i].started = std::make_unique<std::int64_t[]>(cfg_.pipeline);
+    }
+    total_.requested = conns_.size();
 
-class LoadRun {
+    start_ = now_ns();
+    if (cfg_.duration) end_ = start_ + cfg_.duration->count();
+    next_scan_ = start_ + scan_period();
+    next_progress_ = start_ + 1'000'000'000;
+    if (cfg_.interval) next_interval_ = start_ + cfg_.interval->count();
+    start_due_connections(start_);
+
+    while (!finished_) {
+        wait_and_dispatch(next_deadline());
+        if (SignalPipe::stop_requested()) finished_ = true;  // another thread may have emptied the pipe
+        const std::int64_t now = now_ns();
+        start_due_connections(now);
+        if (cfg_.rate) issue_due_messages(now);
+        if (now >= next_scan_) {
+            scan_timeouts(now);
+            next_scan_ = now + scan_period();
+        }
+        if (next_interval_ && now >= *next_interval_) {
+            interval_.duration_s = to_seconds(*cfg_.interval);
+            observer_.on_interval(interval_, static_cast<double>(now - start_) / 1e9);
+            interval_ = LoadStats();
+            *next_interval_ += cfg_.interval->count();
+        }
+        if (now >= next_progress_) {
+            observer_.on_progress(snapshot(now));
+            next_progress_ = now + 1'000'000'000;
+        }
+        if (end_ && now >= *end_) break;
+        if (started_ == conns_.size() && active_ == 0) break;
+    }
+    const std::int64_t stop = now_ns();
+    for (auto& c : conns_) {
+        if (c.state == ConnState::open) total_.in_flight += c.in_flight();
+        if (c.state == ConnState::connecting) {
+            // Still connecting when the run ended: neither established nor failed by the server.
+            ++total_.failed;
+            ++total_.failed_connect;
+            total_.errors.add(ETIMEDOUT);
+        }
+        if (c.state == ConnState::open || c.state == ConnState::connecting) close(c);
+    }
+    finish();
+    return snapshot(stop);
+}
+
+void LoadRun::on_signal() {
+    if (signals_.drain().stop) finished_ = true;
+}
+
+LoadStats LoadRun::snapshot(std::int64_t now) {
+    total_.duration_s = static_cast<double>(now - start_) / 1e9;
+    return total_;
+}
+
+std::int64_t LoadRun::scan_period() const {
+    auto shortest = std::min(cfg_.reply_timeout.count(), cfg_.connect_timeout.count());
+    return std::clamp<std::int64_t>(shortest / 8, 1'000'000, 100'000'000);
+}
+
+std::optional<std::int64_t> LoadRun::next_deadline() const {
+    std::int64_t d = std::min(next_scan_, next_progress_);
+    if (end_) d = std::min(d, *end_);
+    if (next_interval_) d = std::min(d, *next_interval_);
+    if (cfg_.connect_rate && started_ < conns_.size()) d = std::min(d, connect_due(started_));
+    if (cfg_.rate && issued_ < total_messages()) d = std::min(d, message_due(issued_));
+    return d;
+}
+
+std::int64_t LoadRun::connect_due(std::uint64_t i) const {
+    return start_ + static_cast<std::int64_t>(static_cast<double>(i) / (*cfg_.connect_rate * slice_.share) * 1e9);
+}
+
+// Message m (0-based across this thread's connections, round robin) is due at start + m / rate.
+std::int64_t LoadRun::message_due(std::uint64_t m) const {
+    return start_ + static_cast<std::int64_t>(static_cast<double>(m) / (*cfg_.rate * slice_.share) * 1e9);
+}
+
+std::uint64_t LoadRun::total_messages() const { return cfg_.duration ? UINT64_MAX : cfg_.messages * conns_.size(); }
+
+// Messages of connection c that are due by now.
+std::uint64_t LoadRun::due_for(const LoadConn& c) const {
+    if (issued_ < c.index + 1) return 0;
+    return (issued_ - 1 - c.index) / conns_.size() + 1;
+}
+
+void LoadRun::start_due_connections(std::int64_t now) {
+    while (started_ < conns_.size() && (!cfg_.connect_rate || connect_due(started_) <= now)) {
+        if (SignalPipe::stop_requested()) return;
+        begin_connect(conns_[started_++], now);
+    }
+}
+
+void LoadRun::issue_due_messages(std::int64_t now) {
+    auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(now - start_) / 1e9 * *cfg_.rate * slice_.share)) + 1;
+    due = std::min(due, total_messages());
+    if (due <= issued_) return;
+    std::uint64_t from = issued_;
+    issued_ = due;
+    if (due - from >= conns_.size()) {
+        for (auto& c : conns_)
+            if (c.state == ConnState::open) pump(c, now);
+    } else {
+        for (std::uint64_t m = from; m < due; ++m) {
+            LoadConn& c = conns_[m % conns_.size()];
+            if (c.state == ConnState::open) pump(c, now);
+        }
+    }
+}
+
+void LoadRun::begin_connect(LoadConn& c, std::int64_t now) {
+    c.connect_start = now;
+    c.state = ConnState::connecting;
+    ++active_;
+    open(c, now);
+}
+
+void LoadRun::established(LoadConn& c, std::int64_t now) {
+    c.state = ConnState::open;
+    ++total_.established;
+    total_.connect_ns.record(static_cast<std::uint64_t>(now - c.connect_start));
+    c.last_progress = now;
+    pump(c, now);
+}
+
+bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t now) {
+    total_.bytes_received += n;
+    interval_.bytes_received += n;
+    c.last_progress = now;
+    while (n > 0) {
+        std::size_t want = size_ - c.recv_off;
+        // Bytes of a message are only expected once they were sent.
+        std::size_t expected_now = c.recv_seq < c.send_seq ? want : (c.send_off > c.recv_off ? c.send_off - c.recv_off : 0);
+        if (expected_now == 0) {
+            ++total_.verify_failures;  // the server sent bytes nobody asked for
+            ++interval_.verify_failures;
+            close(c);
+            return false;
+        }
+        std::size_t k = std::min({n, want, expected_now});
+        if (cfg_.verify && !c.recv_bad) {
+            expected(c, c.recv_seq, c.recv_off, ebuf_.data(), k);
+            if (std::memcmp(ebuf_.data(), data, k) != 0) c.recv_bad = true;
+        }
+        c.recv_off += k;
+        data += k;
+        n -= k;
+        if (c.recv_off == size_) {
+            auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % cfg_.pipeline]));
+            total_.rtt_ns.record(rtt);
+            interval_.rtt_ns.record(rtt);
+            ++total_.received;
+            ++interval_.received;
+            if (c.recv_bad) {
+                ++total_.verify_failures;
+                ++interval_.verify_failures;
+                c.recv_bad = false;
+            }
+            ++c.recv_seq;
+            c.recv_off = 0;
+            if (c.recv_seq >= limit_) {
+                ++total_.completed;
+                close(c);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+void LoadRun::expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
+    if (cfg_.payload.empty()) fill_pattern(static_cast<std::uint32_t>(slice_.first + c.index), seq, off, dst, len);
+    else std::memcpy(dst, cfg_.payload.data() + off, len);
+}
+
+std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap) {
+    std::size_t len = 0, off = c.send_off;
+    std::uint64_t seq = c.send_seq;
+    while (len < cap) {
+        if (off == 0) {
+            if (stopping() || seq >= limit_ || seq - c.recv_seq >= cfg_.pipeline) break;
+            if (cfg_.rate && seq >= due_for(c)) break;
+            if (seq == c.send_seq && c.in_flight() == 0) c.last_progress = now;
+            // With --rate a round trip counts from when the message was due, not when it left.
+            c.started[seq % cfg_.pipeline] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
+        }
+        std::size_t k = std::min(size_ - off, cap - len);
+        expected(c, seq, off, dst + len, k);
+        len += k;
+        off += k;
+        if (off == size_) {
+            off = 0;
+            ++seq;
+        }
+    }
+    return len;
+}
+
+void LoadRun::bytes_sent(LoadConn& c, std::size_t n) {
+    total_.bytes_sent += n;
+    interval_.bytes_sent += n;
+    while (n > 0) {
+        std::size_t k = std::min(n, size_ - c.send_off);
+        c.send_off += k;
+        n -= k;
+        if (c.send_off == size_) {
+            c.send_off = 0;
+            ++c.send_seq;
+            ++total_.sent;
+            ++interval_.sent;
+        }
+    }
+}
+
+bool LoadRun::stopping() const noexcept { return finished_ || (end_ && now_ns() >= *end_); }
+
+void LoadRun::scan_timeouts(std::int64_t now) {
+    for (auto& c : conns_) {
+        if (c.state == ConnState::connecting && now - c.connect_start >= cfg_.connect_timeout.count()) {
+            fail(c, ETIMEDOUT, total_.failed_connect);
+        } else if (c.state == ConnState::open && c.in_flight() > 0 && now - c.last_progress >= cfg_.reply_timeout.count()) {
+            total_.timeouts += c.in_flight();
+            interval_.timeouts += c.in_flight();
+            c.send_seq = c.recv_seq;  // those messages are counted as timeouts, not lost
+            c.send_off = 0;
+            fail(c, 0, total_.failed_receive, /*count_phase=*/false);
+        }
+    }
+}
+
+void LoadRun::fail(LoadConn& c, int err, std::uint64_t& phase, bool count_phase) {
+    if (err) total_.errors.add(err);
+    if (count_phase) ++phase;
+    ++total_.failed;
+    total_.lost += c.state == ConnState::open ? c.in_flight() : 0;
+    close(c);
+}
+
+void LoadRun::close(LoadConn& c) {
+    if (c.state == ConnState::done) return;
+    --active_;
+    c.state = ConnState::done;
+    release(c);
+}
+
+namespace {
+
+// The readiness driver: waits until sockets are ready, then reads and writes without blocking.
+class ReadinessLoad final : public LoadRun {
 public:
-    LoadRun(const LoadConfig& config, LoadObserver& observer)
-        : cfg_(config), observer_(observer), signals_(SignalPipe::install()),
-          size_(config.payload.empty() ? config.size : config.payload.size()),
-          limit_(config.duration ? UINT64_MAX : config.messages), conns_(config.connections) {}
+    using LoadRun::LoadRun;
 
-    LoadStats run() {
-        endpoint_ = resolve(cfg_.target, false).front();
-        loop_ = EventLoop::create(cfg_.model);
+private:
+    void setup() override {
+        loop_ = EventLoop::create(to_model(cfg_.model));
         loop_->add(signals_.fd(), kReadable);
         rbuf_.resize(kChunk);
         sbuf_.resize(kChunk);
-        ebuf_.resize(kChunk);
-        for (std::uint32_t i = 0; i < conns_.size(); ++i) {
-            conns_[i].index = i;
-            conns_[i].started = std::make_unique<std::int64_t[]>(cfg_.pipeline);
-        }
-        total_.requested = conns_.size();
-
-        start_ = now_ns();
-        if (cfg_.duration) end_ = start_ + cfg_.duration->count();
-        next_scan_ = start_ + scan_period();
-        next_progress_ = start_ + 1'000'000'000;
-        if (cfg_.interval) next_interval_ = start_ + cfg_.interval->count();
-        start_due_connections(start_);
-
-        while (!finished_) {
-            auto events = loop_->wait(next_deadline());
-            for (const Event& ev : events) dispatch(ev);
-            const std::int64_t now = now_ns();
-            start_due_connections(now);
-            if (cfg_.rate) issue_due_messages(now);
-            if (now >= next_scan_) {
-                scan_timeouts(now);
-                next_scan_ = now + scan_period();
-            }
-            if (next_interval_ && now >= *next_interval_) {
-                interval_.duration_s = to_seconds(*cfg_.interval);
-                observer_.on_interval(interval_, static_cast<double>(now - start_) / 1e9);
-                interval_ = LoadStats();
-                *next_interval_ += cfg_.interval->count();
-            }
-            if (now >= next_progress_) {
-                observer_.on_progress(snapshot(now));
-                next_progress_ = now + 1'000'000'000;
-            }
-            if (end_ && now >= *end_) break;
-            if (started_ == conns_.size() && active_ == 0) break;
-        }
-        const std::int64_t stop = now_ns();
-        for (auto& c : conns_) {
-            if (c.state == State::open) total_.in_flight += c.in_flight();
-            if (c.state == State::connecting) {
-                // Still connecting when the run ended: neither established nor failed by the server.
-                ++total_.failed;
-                ++total_.failed_connect;
-                total_.errors.add(ETIMEDOUT);
-            }
-            if (c.state == State::open || c.state == State::connecting) close(c);
-        }
-        return snapshot(stop);
     }
 
-private:
-    LoadStats snapshot(std::int64_t now) {
-        total_.duration_s = static_cast<double>(now - start_) / 1e9;
-        return total_;
-    }
-
-    std::int64_t scan_period() const {
-        auto shortest = std::min(cfg_.reply_timeout.count(), cfg_.connect_timeout.count());
-        return std::clamp<std::int64_t>(shortest / 8, 1'000'000, 100'000'000);
-    }
-
-    std::optional<std::int64_t> next_deadline() const {
-        std::int64_t d = std::min(next_scan_, next_progress_);
-        if (end_) d = std::min(d, *end_);
-        if (next_interval_) d = std::min(d, *next_interval_);
-        if (cfg_.connect_rate && started_ < conns_.size()) d = std::min(d, connect_due(started_));
-        if (cfg_.rate && issued_ < total_messages()) d = std::min(d, message_due(issued_));
-        return d;
-    }
-
-    std::int64_t connect_due(std::uint64_t i) const {
-        return start_ + static_cast<std::int64_t>(static_cast<double>(i) / *cfg_.connect_rate * 1e9);
-    }
-    // Global message m (0-based across connections, round robin) is due at start + m / rate.
-    std::int64_t message_due(std::uint64_t m) const {
-        return start_ + static_cast<std::int64_t>(static_cast<double>(m) / *cfg_.rate * 1e9);
-    }
-    std::uint64_t total_messages() const {
-        return cfg_.duration ? UINT64_MAX : cfg_.messages * conns_.size();
-    }
-    // Messages of connection i that are due by now.
-    std::uint64_t due_for(const Conn& c) const {
-        if (issued_ < c.index + 1) return 0;
-        return (issued_ - 1 - c.index) / conns_.size() + 1;
-    }
-
-    void start_due_connections(std::int64_t now) {
-        while (started_ < conns_.size() && (!cfg_.connect_rate || connect_due(started_) <= now)) {
-            if (SignalPipe::stop_requested()) return;
-            begin_connect(conns_[started_++], now);
+    static Model to_model(ClientModel m) {
+        switch (m) {
+        case ClientModel::select: return Model::select;
+        case ClientModel::poll: return Model::poll;
+        default: return Model::epoll;
         }
     }
 
-    void issue_due_messages(std::int64_t now) {
-        auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(now - start_) / 1e9 * *cfg_.rate)) + 1;
-        due = std::min(due, total_messages());
-        if (due <= issued_) return;
-        std::uint64_t from = issued_;
-        issued_ = due;
-        if (due - from >= conns_.size()) {
-            for (auto& c : conns_)
-                if (c.state == State::open) try_send(c, now);
-        } else {
-            for (std::uint64_t m = from; m < due; ++m) {
-                Conn& c = conns_[m % conns_.size()];
-                if (c.state == State::open) try_send(c, now);
-            }
-        }
+    void wait_and_dispatch(std::optional<std::int64_t> deadline) override {
+        for (const Event& ev : loop_->wait(deadline)) dispatch(ev);
     }
 
-    void begin_connect(Conn& c, std::int64_t now) {
-        c.connect_start = now;
-        ++active_;
+    void open(LoadConn& c, std::int64_t now) override {
         Connecting r = connect_nonblocking(endpoint_);
         if (r.err) {
-            c.state = State::done;
-            --active_;
-            ++total_.failed;
-            ++total_.failed_connect;
-            total_.errors.add(r.err);
+            fail(c, r.err, total_.failed_connect);
             return;
         }
         c.fd = std::move(r.fd);
@@ -200,7 +347,6 @@ private:
         if (fd >= by_fd_.size()) by_fd_.resize(fd + 1, UINT32_MAX);
         by_fd_[fd] = c.index;
         if (r.in_progress) {
-            c.state = State::connecting;
             loop_->add(c.fd.get(), kWritable);
         } else {
             loop_->add(c.fd.get(), kReadable);
@@ -208,23 +354,15 @@ private:
         }
     }
 
-    void established(Conn& c, std::int64_t now) {
-        c.state = State::open;
-        ++total_.established;
-        total_.connect_ns.record(static_cast<std::uint64_t>(now - c.connect_start));
-        c.last_progress = now;
-        try_send(c, now);
-    }
-
     void dispatch(const Event& ev) {
         if (ev.fd == signals_.fd()) {
-            if (signals_.drain().stop) finished_ = true;
+            on_signal();
             return;
         }
         if (static_cast<std::size_t>(ev.fd) >= by_fd_.size() || by_fd_[ev.fd] == UINT32_MAX) return;
-        Conn& c = conns_[by_fd_[ev.fd]];
+        LoadConn& c = conns_[by_fd_[ev.fd]];
         const std::int64_t now = now_ns();
-        if (c.state == State::connecting) {
+        if (c.state == ConnState::connecting) {
             int err = socket_error(c.fd.get());
             if (err) {
                 fail(c, err, total_.failed_connect);
@@ -234,15 +372,15 @@ private:
             established(c, now);
             return;
         }
-        if (c.state != State::open) return;
+        if (c.state != ConnState::open) return;
         if (ev.events & (kReadable | kHangup | kError)) {
             if (!on_readable(c, now)) return;
         }
-        if ((ev.events & kWritable) && c.state == State::open) try_send(c, now);
+        if ((ev.events & kWritable) && c.state == ConnState::open) pump(c, now);
     }
 
     // Returns false when the connection was closed.
-    bool on_readable(Conn& c, std::int64_t now) {
+    bool on_readable(LoadConn& c, std::int64_t now) {
         for (int i = 0; i < 4; ++i) {
             IoResult r = read_some(c.fd.get(), rbuf_.data(), rbuf_.size());
             if (r.n > 0) {
@@ -259,72 +397,14 @@ private:
             fail(c, r.err, total_.failed_receive);
             return false;
         }
-        try_send(c, now);
-        return c.state == State::open;
+        pump(c, now);
+        return c.state == ConnState::open;
     }
 
-    bool consume(Conn& c, const char* data, std::size_t n, std::int64_t now) {
-        total_.bytes_received += n;
-        interval_.bytes_received += n;
-        c.last_progress = now;
-        while (n > 0) {
-            std::size_t want = size_ - c.recv_off;
-            // Bytes of a message are only expected once they were sent.
-            std::size_t expected_now = c.recv_seq < c.send_seq ? want : (c.send_off > c.recv_off ? c.send_off - c.recv_off : 0);
-            if (expected_now == 0) {
-                ++total_.verify_failures;  // the server sent bytes nobody asked for
-                ++interval_.verify_failures;
-                close(c);
-                return false;
-            }
-            std::size_t k = std::min({n, want, expected_now});
-            if (cfg_.verify && !c.recv_bad) {
-                expected(c.index, c.recv_seq, c.recv_off, ebuf_.data(), k);
-                if (std::memcmp(ebuf_.data(), data, k) != 0) c.recv_bad = true;
-            }
-            c.recv_off += k;
-            data += k;
-            n -= k;
-            if (c.recv_off == size_) {
-                auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % cfg_.pipeline]));
-                total_.rtt_ns.record(rtt);
-                interval_.rtt_ns.record(rtt);
-                ++total_.received;
-                ++interval_.received;
-                if (c.recv_bad) {
-                    ++total_.verify_failures;
-                    ++interval_.verify_failures;
-                    c.recv_bad = false;
-                }
-                ++c.recv_seq;
-                c.recv_off = 0;
-                if (c.recv_seq >= limit_) {
-                    ++total_.completed;
-                    close(c);
-                    return false;
-                }
-            }
-        }
-        return true;
-    }
-
-    void expected(std::uint32_t conn, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
-        if (cfg_.payload.empty()) fill_pattern(conn, seq, off, dst, len);
-        else std::memcpy(dst, cfg_.payload.data() + off, len);
-    }
-
-    void try_send(Conn& c, std::int64_t now) {
+    void pump(LoadConn& c, std::int64_t now) override {
         for (;;) {
-            if (c.send_off == 0) {
-                if (stopping() || c.send_seq >= limit_ || c.send_seq - c.recv_seq >= cfg_.pipeline) break;
-                if (cfg_.rate && c.send_seq >= due_for(c)) break;
-                if (c.in_flight() == 0) c.last_progress = now;
-                // With --rate a round trip counts from when the message was due, not when it left.
-                c.started[c.send_seq % cfg_.pipeline] =
-                    cfg_.rate ? message_due(c.send_seq * conns_.size() + c.index) : now;
-            }
-            std::size_t len = std::min(size_ - c.send_off, sbuf_.size());
-            expected(c.index, c.send_seq, c.send_off, sbuf_.data(), len);
+            const std::size_t len = next_bytes(c, now, sbuf_.data(), sbuf_.size());
+            if (len == 0) break;
             IoResult w = send_some(c.fd.get(), sbuf_.data(), len);
             if (w.failed()) {
                 if (w.would_block()) {
@@ -334,94 +414,194 @@ private:
                 fail(c, w.err, total_.failed_send);
                 return;
             }
-            c.send_off += static_cast<std::size_t>(w.n);
-            total_.bytes_sent += w.n;
-            interval_.bytes_sent += w.n;
-            if (c.send_off == size_) {
-                c.send_off = 0;
-                ++c.send_seq;
-                ++total_.sent;
-                ++interval_.sent;
+            bytes_sent(c, static_cast<std::size_t>(w.n));
+            if (static_cast<std::size_t>(w.n) < len) {  // the socket is full
+                set_want_write(c, true);
+                return;
             }
         }
         set_want_write(c, false);
     }
 
-    bool stopping() const noexcept { return finished_ || (end_ && now_ns() >= *end_); }
-
-    void set_want_write(Conn& c, bool on) {
+    void set_want_write(LoadConn& c, bool on) {
         if (c.want_write == on) return;
         c.want_write = on;
         loop_->modify(c.fd.get(), on ? (kReadable | kWritable) : kReadable);
     }
 
-    void scan_timeouts(std::int64_t now) {
-        for (auto& c : conns_) {
-            if (c.state == State::connecting && now - c.connect_start >= cfg_.connect_timeout.count()) {
-                fail(c, ETIMEDOUT, total_.failed_connect);
-            } else if (c.state == State::open && c.in_flight() > 0 && now - c.last_progress >= cfg_.reply_timeout.count()) {
-                total_.timeouts += c.in_flight();
-                interval_.timeouts += c.in_flight();
-                c.send_seq = c.recv_seq;  // those messages are counted as timeouts, not lost
-                c.send_off = 0;
-                fail(c, 0, total_.failed_receive, /*count_phase=*/false);
-            }
-        }
+    void release(LoadConn& c) override {
+        if (!c.fd) return;
+        loop_->remove(c.fd.get());
+        by_fd_[c.fd.get()] = UINT32_MAX;
+        c.fd.reset();
     }
 
-    void fail(Conn& c, int err, std::uint64_t& phase, bool count_phase = true) {
-        if (err) total_.errors.add(err);
-        if (count_phase) ++phase;
-        ++total_.failed;
-        total_.lost += c.state == State::open ? c.in_flight() : 0;
-        close(c);
-    }
-
-    void close(Conn& c) {
-        if (c.fd) {
-            loop_->remove(c.fd.get());
-            by_fd_[c.fd.get()] = UINT32_MAX;
-            c.fd.reset();
-        }
-        if (c.state != State::done) --active_;
-        c.state = State::done;
-    }
-
-    const LoadConfig& cfg_;
-    LoadObserver& observer_;
-    SignalPipe& signals_;
-    const std::size_t size_;
-    const std::uint64_t limit_;  // messages per connection
-    std::vector<Conn> conns_;
-    std::vector<std::uint32_t> by_fd_;
     std::unique_ptr<EventLoop> loop_;
-    Endpoint endpoint_;
-    std::vector<char> rbuf_, sbuf_, ebuf_;
-    LoadStats total_, interval_;
-    std::int64_t start_ = 0, next_scan_ = 0, next_progress_ = 0;
-    std::optional<std::int64_t> end_, next_interval_;
-    std::uint64_t started_ = 0, active_ = 0, issued_ = 0;
-    bool finished_ = false;
+    std::vector<std::uint32_t> by_fd_;
+    std::vector<char> rbuf_, sbuf_;
 };
 
 }  // namespace
 
+std::unique_ptr<LoadRun> make_readiness_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice) {
+    return std::make_unique<ReadinessLoad>(config, observer, slice);
+}
+
+}  // namespace detail
+
+namespace {
+
+void merge_into(LoadStats& into, const LoadStats& part) {
+    into.requested += part.requested;
+    into.established += part.established;
+    into.failed += part.failed;
+    into.completed += part.completed;
+    into.sent += part.sent;
+    into.received += part.received;
+    into.verify_failures += part.verify_failures;
+    into.timeouts += part.timeouts;
+    into.lost += part.lost;
+    into.in_flight += part.in_flight;
+    into.bytes_sent += part.bytes_sent;
+    into.bytes_received += part.bytes_received;
+    into.failed_connect += part.failed_connect;
+    into.failed_send += part.failed_send;
+    into.failed_receive += part.failed_receive;
+    into.errors.merge(part.errors);
+    into.unexpected_eof += part.unexpected_eof;
+    into.connect_ns.merge(part.connect_ns);
+    into.rtt_ns.merge(part.rtt_ns);
+    into.duration_s = std::max(into.duration_s, part.duration_s);
+}
+
+// Several threads report to one observer: the k-th interval of every thread is merged into one
+// line (in order), progress is the sum of each thread's latest totals.
+class MergingObserver final : public LoadObserver {
+public:
+    MergingObserver(LoadObserver& out, std::size_t threads) : out_(out), latest_(threads), next_k_(threads, 0) {}
+
+    LoadObserver& thread(std::size_t i) { return ports_.emplace_back(*this, i); }
+
+    // After every thread ended: the intervals some threads did not reach, in order.
+    void flush() {
+        std::lock_guard lock(mutex_);
+        for (auto& [k, slot] : pending_) out_.on_interval(slot.stats, slot.t_end);
+        pending_.clear();
+    }
+
+private:
+    struct Slot {
+        LoadStats stats;
+        double t_end = 0;
+        std::size_t reported = 0;
+    };
+    struct Port final : LoadObserver {
+        Port(MergingObserver& m, std::size_t i) : merger(m), index(i) {}
+        void on_interval(const LoadStats& s, double t) override { merger.interval(index, s, t); }
+        void on_progress(const LoadStats& s) override { merger.progress(index, s); }
+        MergingObserver& merger;
+        std::size_t index;
+    };
+
+    void interval(std::size_t i, const LoadStats& s, double t) {
+        std::lock_guard lock(mutex_);
+        Slot& slot = pending_[next_k_[i]++];
+        merge_into(slot.stats, s);
+        slot.stats.duration_s = s.duration_s;
+        slot.t_end = std::max(slot.t_end, t);
+        if (++slot.reported < latest_.size()) return;
+        while (!pending_.empty() && pending_.begin()->second.reported == latest_.size()) {
+            out_.on_interval(pending_.begin()->second.stats, pending_.begin()->second.t_end);
+            pending_.erase(pending_.begin());
+        }
+    }
+
+    void progress(std::size_t i, const LoadStats& s) {
+        std::lock_guard lock(mutex_);
+        latest_[i] = s;
+        LoadStats sum;
+        for (const auto& l : latest_) merge_into(sum, l);
+        out_.on_progress(sum);
+    }
+
+    LoadObserver& out_;
+    std::mutex mutex_;
+    std::vector<LoadStats> latest_;
+    std::vector<std::uint64_t> next_k_;
+    std::map<std::uint64_t, Slot> pending_;
+    std::deque<Port> ports_;  // stable addresses
+};
+
+std::unique_ptr<detail::LoadRun> make_load(const LoadConfig& config, LoadObserver& observer, detail::LoadSlice slice) {
+    if (config.model == ClientModel::io_uring) return detail::make_uring_load(config, observer, slice);
+    return detail::make_readiness_load(config, observer, slice);
+}
+
+}  // namespace
+
+std::string_view client_model_name(ClientModel m) noexcept {
+    switch (m) {
+    case ClientModel::select: return "select";
+    case ClientModel::poll: return "poll";
+    case ClientModel::epoll: return "epoll";
+    case ClientModel::io_uring: return "io_uring";
+    }
+    return "?";
+}
+
+ClientModel parse_client_model(std::string_view text) {
+    if (text == "select") return ClientModel::select;
+    if (text == "poll") return ClientModel::poll;
+    if (text == "epoll") return ClientModel::epoll;
+    if (text == "io_uring") return ClientModel::io_uring;
+    throw UsageError(fmt::format("invalid model '{}': multi-connect supports select, poll, epoll or io_uring", text));
+}
+
 LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
     if (config.connections == 0) throw UsageError("invalid --connections '0': must be at least 1");
     if (config.pipeline == 0) throw UsageError("invalid --pipeline '0': must be at least 1");
-    if (config.model == Model::epoll_et) throw UsageError("multi-connect supports -m select, poll or epoll");
     if (config.payload.empty() && config.size == 0) throw UsageError("invalid --size '0': must be at least 1 byte");
-    if (config.model == Model::select && config.connections + 16 > FD_SETSIZE)
+    if (config.threads == 0) throw UsageError("invalid --threads '0': must be at least 1");
+    if (config.model == ClientModel::select && config.connections + 16 > FD_SETSIZE)
         throw UsageError(fmt::format("-c {} needs more descriptors than select can watch (FD_SETSIZE is {}); use -m poll or -m epoll",
                                      config.connections, FD_SETSIZE));
+    if (config.model == ClientModel::io_uring) detail::check_uring_available();
     const std::uint64_t needed = config.connections + 64;
     const std::uint64_t limit = raise_fd_limit(needed);
     if (limit < needed)
         throw RuntimeError(fmt::format("cannot open {} connections: the descriptor limit (ulimit -n) is {} and the hard limit "
                                        "does not allow more; raise it (ulimit -Hn) or use fewer connections",
                                        config.connections, limit));
-    LoadRun run(config, observer);
-    return run.run();
+    const std::uint64_t threads = std::min<std::uint64_t>(config.threads, config.connections);
+    if (threads == 1) return make_load(config, observer, {0, config.connections, 1.0})->run();
+
+    // Several threads, each with its share of the connections (and of the rates).
+    MergingObserver merged(observer, threads);
+    std::vector<std::unique_ptr<detail::LoadRun>> runs;
+    std::uint64_t first = 0;
+    for (std::uint64_t i = 0; i < threads; ++i) {
+        const std::uint64_t count = config.connections / threads + (i < config.connections % threads ? 1 : 0);
+        runs.push_back(make_load(config, merged.thread(i), {first, count, static_cast<double>(count) / static_cast<double>(config.connections)}));
+        first += count;
+    }
+    std::vector<LoadStats> parts(threads);
+    std::vector<std::exception_ptr> errors(threads);
+    std::vector<std::thread> workers;
+    for (std::uint64_t i = 0; i < threads; ++i)
+        workers.emplace_back([&, i] {
+            try {
+                parts[i] = runs[i]->run();
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        });
+    for (auto& w : workers) w.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    merged.flush();
+    LoadStats total;
+    for (const auto& p : parts) merge_into(total, p);
+    return total;
 }
 
 InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, Duration connect_timeout,

@@ -5,18 +5,24 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "muxkit/address.hpp"
 #include "muxkit/error.hpp"
-#include "muxkit/event_loop.hpp"
 #include "muxkit/histogram.hpp"
 #include "muxkit/units.hpp"
 
 namespace muxkit {
 
+enum class ClientModel { select, poll, epoll, io_uring };
+
+std::string_view client_model_name(ClientModel m) noexcept;
+ClientModel parse_client_model(std::string_view text);  // throws UsageError
+
 struct LoadConfig {
     Address target;
-    Model model = Model::epoll;
+    ClientModel model = ClientModel::epoll;
+    unsigned threads = 1;  // event loops, one per thread, each with its share of the connections
     std::uint64_t connections = 1;
     std::uint64_t messages = 1;       // per connection; ignored with duration
     std::optional<Duration> duration;  // run for this long instead of a message count

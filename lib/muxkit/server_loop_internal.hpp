@@ -143,9 +143,7 @@ private:
 };
 
 std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
-// Throws RuntimeError with the reason when io_uring is unavailable (old kernel, disabled, seccomp).
+// Its run() throws RuntimeError with the reason when io_uring is unavailable.
 std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
-// Fails early, on the calling thread, when io_uring cannot be used here.
-void check_uring_available();
 
 }  // namespace muxkit::detail

@@ -9,7 +9,6 @@
 
 #include <liburing.h>
 #include <poll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 
 #include "muxkit/clock.hpp"
 #include "muxkit/server_loop_internal.hpp"
+#include "muxkit/uring_internal.hpp"
 
 namespace muxkit::detail {
 
@@ -24,37 +24,9 @@ namespace {
 
 enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, cancel, wake, store };
 
-std::uint64_t tag(Op op, int fd) { return (static_cast<std::uint64_t>(op) << 32) | static_cast<std::uint32_t>(fd); }
+std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_t>(fd)); }
 
-constexpr unsigned kEntries = 4096;
 constexpr int kGroup = 0;
-
-int setup_ring(io_uring& ring) {
-    io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-              IORING_SETUP_DEFER_TASKRUN;
-    p.cq_entries = kEntries * 4;
-    int rc = io_uring_queue_init_params(kEntries, &ring, &p);
-    if (rc == -EINVAL) {  // a kernel older than 6.1 does not know every flag
-        p = {};
-        p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = kEntries * 4;
-        rc = io_uring_queue_init_params(kEntries, &ring, &p);
-    }
-    return rc;
-}
-
-[[noreturn]] void unavailable(const char* step, int err) {
-    throw RuntimeError(fmt::format("the io_uring model is not available here: {} failed: {} ({}); it needs Linux 5.19 or later "
-                                   "with io_uring enabled (sysctl kernel.io_uring_disabled=0, no seccomp filter); use -m epoll",
-                                   step, std::strerror(err), errno_name(err)));
-}
-
-// Forces single-shot accepts and receives, as on kernels without multishot (for tests).
-bool singleshot_forced() {
-    const char* v = std::getenv("MUXKIT_URING_SINGLESHOT");
-    return v && *v && std::strcmp(v, "0") != 0;
-}
 
 class UringLoop final : public ServerLoop {
 public:
@@ -68,14 +40,8 @@ public:
         while (buf_count_ < 4096 && static_cast<std::size_t>(buf_count_) * 2 * buf_size_ <= (4u << 20)) buf_count_ *= 2;
         // What one connection may hold before it stops receiving: 64 KiB, at least 4 buffers.
         max_held_ = std::max(4u, (64u << 10) / buf_size_);
-        multishot_ = !singleshot_forced();
+        multishot_ = !uring_singleshot_forced();
         for (int fd : listeners_) accepting_.push_back({fd});
-    }
-
-    ~UringLoop() override {
-        if (ring_ready_) io_uring_queue_exit(&ring_);
-        if (buf_ring_) ::munmap(buf_ring_, ring_bytes());
-        if (buffers_) ::munmap(buffers_, static_cast<std::size_t>(buf_count_) * buf_size_);
     }
 
     EchoServerStats run() override {
@@ -101,41 +67,19 @@ public:
     }
 
 private:
-    std::size_t ring_bytes() const { return static_cast<std::size_t>(buf_count_) * sizeof(io_uring_buf); }
-    char* buffer(int bid) const { return buffers_ + static_cast<std::size_t>(bid) * buf_size_; }
+    char* buffer(int bid) const { return bufs_->buffer(bid); }
 
     // On the loop's own thread: the ring allows a single issuer.
     void setup() {
-        if (int rc = setup_ring(ring_); rc < 0) unavailable("io_uring_setup", -rc);
-        ring_ready_ = true;
-        void* mem = ::mmap(nullptr, ring_bytes(), PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        void* bufs = ::mmap(nullptr, static_cast<std::size_t>(buf_count_) * buf_size_, PROT_READ | PROT_WRITE,
-                            MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        if (mem == MAP_FAILED || bufs == MAP_FAILED) throw SystemError(errno, "cannot map the io_uring buffers");
-        buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
-        buffers_ = static_cast<char*>(bufs);
-        io_uring_buf_reg reg{};
-        reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-        reg.ring_entries = buf_count_;
-        reg.bgid = kGroup;
-        if (int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) unavailable("registering a provided-buffer ring", -rc);
-        io_uring_buf_ring_init(buf_ring_);
+        ring_ = std::make_unique<Ring>();
+        bufs_ = std::make_unique<BufferRing>(*ring_, buf_count_, buf_size_, kGroup);
         next_.assign(buf_count_, -1);
         len_.assign(buf_count_, 0);
-        for (unsigned i = 0; i < buf_count_; ++i) give_back(static_cast<int>(i));
-        publish_buffers();
     }
 
     // ---- submitting
 
-    io_uring_sqe* sqe() {
-        io_uring_sqe* s = io_uring_get_sqe(&ring_);
-        if (!s) {  // the submission queue is full: hand it to the kernel and go on
-            io_uring_submit(&ring_);
-            s = io_uring_get_sqe(&ring_);
-        }
-        return s;
-    }
+    io_uring_sqe* sqe() { return ring_->sqe(); }
 
     void arm_poll(int fd, unsigned mask, Op op) {
         io_uring_sqe* s = sqe();
@@ -200,16 +144,11 @@ private:
         ++live_ops_;
     }
 
-    void give_back(int bid) {
-        io_uring_buf_ring_add(buf_ring_, buffer(bid), buf_size_, static_cast<unsigned short>(bid),
-                              io_uring_buf_ring_mask(buf_count_), returned_++);
-    }
+    void give_back(int bid) { bufs_->give_back(bid); }
 
     // Makes the buffers given back visible to the kernel, then lets starved connections receive.
     void publish_buffers() {
-        if (!returned_) return;
-        io_uring_buf_ring_advance(buf_ring_, returned_);
-        returned_ = 0;
+        if (!bufs_->publish() || starved_.empty()) return;
         std::vector<int> fds;
         fds.swap(starved_);
         for (int fd : fds)
@@ -218,32 +157,18 @@ private:
 
     void wait(std::optional<std::int64_t> deadline) {
         publish_buffers();
-        io_uring_cqe* cqe = nullptr;
-        __kernel_timespec ts{};
-        if (deadline) {
-            const std::int64_t left = std::max<std::int64_t>(0, *deadline - now_ns());
-            ts.tv_sec = left / 1'000'000'000;
-            ts.tv_nsec = left % 1'000'000'000;
-        }
-        int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, deadline ? &ts : nullptr, nullptr);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) throw SystemError(-rc, "io_uring_enter");
+        ring_->submit_and_wait(deadline);
     }
 
     // ---- completions
 
     void reap() {
-        unsigned head, n = 0;
-        io_uring_cqe* cqe;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-            complete(cqe->user_data, cqe->res, cqe->flags);
-            ++n;
-        }
-        io_uring_cq_advance(&ring_, n);
+        ring_->reap([this](std::uint64_t data, int res, unsigned flags) { complete(data, res, flags); });
     }
 
     void complete(std::uint64_t data, int res, unsigned flags) {
-        const int fd = static_cast<int>(static_cast<std::uint32_t>(data));
-        switch (static_cast<Op>(data >> 32)) {
+        const int fd = static_cast<int>(uring_who(data));
+        switch (uring_op<Op>(data)) {
         case Op::wake: stop_ = true; return;
         case Op::store:
             store_polling_ = false;
@@ -302,7 +227,7 @@ private:
             --live_ops_;
         }
         if (res > 0) {
-            const int bid = static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT);
+            const int bid = BufferRing::id_of(flags);
             if (c.closed) {
                 give_back(bid);
                 return;
@@ -406,12 +331,9 @@ private:
         for (auto& l : accepting_) arm_accept(l);
     }
 
-    io_uring ring_{};
-    bool ring_ready_ = false;
-    io_uring_buf_ring* buf_ring_ = nullptr;
-    char* buffers_ = nullptr;
+    std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers
+    std::unique_ptr<Ring> ring_;
     unsigned buf_size_ = 0, buf_count_ = 0, max_held_ = 4;
-    int returned_ = 0;                   // buffers given back since the last publish
     std::vector<int> next_;              // by buffer id: the next buffer of the same connection's echo
     std::vector<unsigned> len_;          // by buffer id: bytes received into it
     std::vector<int> starved_;           // connections waiting for a free buffer
@@ -423,29 +345,6 @@ private:
 };
 
 }  // namespace
-
-void check_uring_available() {
-    io_uring ring{};
-    if (int rc = setup_ring(ring); rc < 0) unavailable("io_uring_setup", -rc);
-    io_uring_queue_exit(&ring);
-}
-
-}  // namespace muxkit::detail
-
-namespace muxkit {
-
-std::string io_uring_unavailable_reason() {
-    try {
-        detail::check_uring_available();
-        return "";
-    } catch (const RuntimeError& e) {
-        return e.what();
-    }
-}
-
-}  // namespace muxkit
-
-namespace muxkit::detail {
 
 std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners) {
     return std::make_unique<UringLoop>(shared, observer, std::move(listeners));

@@ -20,6 +20,7 @@ struct MultiConnectOptions {
     std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
+    unsigned threads = 1;
     bool no_verify = false, interactive = false;
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr;
     CommonOptions common;
@@ -94,13 +95,15 @@ int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& conf
 int run_multi_connect_command(const MultiConnectOptions& o) {
     LoadConfig config;
     config.target = Address::parse(o.address);
-    config.model = parse_model(o.model);
+    config.model = parse_client_model(o.model);
     config.connections = parse_count(o.connections, "--connections", 1, 10'000'000);
     config.connect_timeout = parse_duration(o.connect_timeout);
     config.reply_timeout = parse_duration(o.reply_timeout);
     if (config.connect_timeout.count() <= 0 || config.reply_timeout.count() <= 0)
         throw UsageError("timeouts must be greater than 0");
     if (o.interactive) return run_interactive_command(o, config);
+    if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
+    config.threads = o.threads;
 
     if (!o.duration.empty() && o.messages_opt->count())
         throw UsageError("--messages and --duration conflict: give one");
@@ -150,7 +153,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     }
     Json summary = {
         {"target", config.target.to_string()},
-        {"model", model_name(config.model)},
+        {"model", client_model_name(config.model)},
         {"connections",
          {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
         {"messages",
@@ -178,7 +181,8 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
           {"pipeline", config.pipeline},
           {"messages_per_connection", config.duration ? Json(nullptr) : Json(config.messages)},
           {"rate", config.rate ? Json(*config.rate) : Json(nullptr)},
-          {"verify", config.verify}}},
+          {"verify", config.verify},
+          {"threads", config.threads}}},
         {"check", check},
     };
     out.summary(summary);
@@ -201,8 +205,11 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)")->type_name("RATE");
     app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->type_name("DUR")->capture_default_str();
     app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->type_name("DUR")->capture_default_str();
-    app->add_option("-m,--model", o->model, "select, poll or epoll")->type_name("MODEL")
-        ->check(CLI::IsMember({"select", "poll", "epoll"}))
+    app->add_option("-m,--model", o->model, "select, poll, epoll or io_uring")->type_name("MODEL")
+        ->check(CLI::IsMember({"select", "poll", "epoll", "io_uring"}))
+        ->capture_default_str();
+    app->add_option("--threads", o->threads, "event loops, one per thread, each with its share of the connections")
+        ->type_name("N")
         ->capture_default_str();
     o->payload_opt = app->add_option("--payload", o->payload, "TEXT or @FILE to send (default: a verifiable pattern)")->type_name("PAYLOAD");
     app->add_flag("--no-verify", o->no_verify, "do not compare echoed bytes");

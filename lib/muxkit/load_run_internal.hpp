@@ -1,0 +1,115 @@
+// One thread of the load client: the logic of a load (which bytes to send when, verification of
+// every echoed byte, round trips, timeouts, failure accounting), shared by the readiness driver
+// (select, poll, epoll) and the completion driver (io_uring) (private to the library).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "muxkit/address.hpp"
+#include "muxkit/fd.hpp"
+#include "muxkit/load_client.hpp"
+#include "muxkit/signals.hpp"
+
+namespace muxkit::detail {
+
+enum class ConnState : std::uint8_t { waiting, connecting, open, done };
+
+struct LoadConn {
+    Fd fd;
+    std::uint32_t index = 0;  // in this thread's connections
+    ConnState state = ConnState::waiting;
+    bool recv_bad = false;
+    std::int64_t connect_start = 0;
+    std::int64_t last_progress = 0;
+    std::uint64_t send_seq = 0;  // the message being (or next to be) sent
+    std::size_t send_off = 0;    // bytes of it sent so far
+    std::uint64_t recv_seq = 0;  // the message being received
+    std::size_t recv_off = 0;
+    std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline
+
+    bool want_write = false;  // readiness: waiting for room in the socket
+
+    // Completion driver: its send buffer (must stay put while the kernel sends from it) and the
+    // operations in flight; the socket is closed when the last one ends.
+    std::unique_ptr<char[]> out;
+    bool sending = false, receiving = false, connecting_op = false;
+
+    std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
+    bool busy() const noexcept { return sending || receiving || connecting_op; }
+};
+
+// The connections [first, first + count) of the whole load, with this share of --rate and
+// --connect-rate; interval and progress reports go to the observer given.
+struct LoadSlice {
+    std::uint64_t first = 0, count = 0;
+    double share = 1.0;
+};
+
+class LoadRun {
+public:
+    LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);
+    virtual ~LoadRun() = default;
+    LoadStats run();
+
+protected:
+    // ---- what a driver provides
+    virtual void setup() = 0;
+    virtual void wait_and_dispatch(std::optional<std::int64_t> deadline) = 0;
+    // Starts connecting c (begin_connect has done the accounting); calls established() when
+    // connected, fail() when not.
+    virtual void open(LoadConn& c, std::int64_t now) = 0;
+    virtual void pump(LoadConn& c, std::int64_t now) = 0;  // sends what is due
+    virtual void release(LoadConn& c) = 0;                // stops watching c and closes its socket
+    virtual void finish() {}                              // after the last connection is closed
+
+    // ---- the shared logic
+    void established(LoadConn& c, std::int64_t now);
+    // Verifies and counts echoed bytes; false when that closed the connection.
+    bool consume(LoadConn& c, const char* data, std::size_t n, std::int64_t now);
+    // Writes the bytes due next on c into dst (at most cap, across message boundaries) and marks
+    // the messages started; 0 when nothing is due.
+    std::size_t next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap);
+    void bytes_sent(LoadConn& c, std::size_t n);  // the socket took n of them
+    void fail(LoadConn& c, int err, std::uint64_t& phase, bool count_phase = true);
+    void close(LoadConn& c);
+    bool stopping() const noexcept;
+    void on_signal();
+
+    const LoadConfig& cfg_;
+    LoadObserver& observer_;
+    SignalPipe& signals_;
+    const LoadSlice slice_;
+    const std::size_t size_;
+    const std::uint64_t limit_;  // messages per connection
+    std::vector<LoadConn> conns_;
+    Endpoint endpoint_;
+    LoadStats total_, interval_;
+    bool finished_ = false;
+
+private:
+    std::int64_t scan_period() const;
+    std::optional<std::int64_t> next_deadline() const;
+    std::int64_t connect_due(std::uint64_t i) const;
+    std::int64_t message_due(std::uint64_t m) const;
+    std::uint64_t total_messages() const;
+    std::uint64_t due_for(const LoadConn& c) const;
+    void start_due_connections(std::int64_t now);
+    void begin_connect(LoadConn& c, std::int64_t now);
+    void issue_due_messages(std::int64_t now);
+    void scan_timeouts(std::int64_t now);
+    void expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
+    LoadStats snapshot(std::int64_t now);
+
+    std::vector<char> ebuf_;
+    std::int64_t start_ = 0, next_scan_ = 0, next_progress_ = 0;
+    std::optional<std::int64_t> end_, next_interval_;
+    std::uint64_t started_ = 0, active_ = 0, issued_ = 0;
+};
+
+std::unique_ptr<LoadRun> make_readiness_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);
+std::unique_ptr<LoadRun> make_uring_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);
+
+}  // namespace muxkit::detail

@@ -1,0 +1,191 @@
+// The completion driver of the load client: connects, sends and receives are submitted to an
+// io_uring and reaped in batches. Echoes land in buffers the ring owns and are verified there;
+// each connection sends from its own buffer, one send at a time, so its bytes stay in order.
+#include <cerrno>
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "muxkit/clock.hpp"
+#include "muxkit/load_run_internal.hpp"
+#include "muxkit/socket.hpp"
+#include "muxkit/uring_internal.hpp"
+
+namespace muxkit::detail {
+
+namespace {
+
+enum class Op : std::uint32_t { connect = 1, send, recv, signal };
+
+constexpr int kGroup = 0;
+constexpr unsigned kBufferSize = 16 * 1024, kBufferCount = 256;
+constexpr std::size_t kSendCap = 64 * 1024;  // bytes per send, at most
+
+class UringLoad final : public LoadRun {
+public:
+    using LoadRun::LoadRun;
+
+private:
+    std::uint64_t tag(Op op, const LoadConn& c) const { return uring_tag(op, c.index); }
+
+    void setup() override {
+        ring_ = std::make_unique<Ring>();
+        bufs_ = std::make_unique<BufferRing>(*ring_, kBufferCount, kBufferSize, kGroup);
+        multishot_ = !uring_singleshot_forced();
+        out_size_ = std::min(kSendCap, size_ * cfg_.pipeline);
+        arm_signal();
+    }
+
+    void arm_signal() {
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_poll_add(s, signals_.fd(), POLLIN);
+        io_uring_sqe_set_data64(s, uring_tag(Op::signal, 0));
+    }
+
+    void wait_and_dispatch(std::optional<std::int64_t> deadline) override {
+        if (bufs_->publish() && !starved_.empty()) {
+            std::vector<std::uint32_t> again;
+            again.swap(starved_);
+            for (auto i : again)
+                if (conns_[i].state == ConnState::open && !conns_[i].receiving) arm_recv(conns_[i]);
+        }
+        ring_->submit_and_wait(deadline);
+        const std::int64_t now = now_ns();
+        ring_->reap([&](std::uint64_t data, int res, unsigned flags) { complete(data, res, flags, now); });
+    }
+
+    void complete(std::uint64_t data, int res, unsigned flags, std::int64_t now) {
+        const Op op = uring_op<Op>(data);
+        if (op == Op::signal) {
+            on_signal();
+            if (!finished_) arm_signal();
+            return;
+        }
+        LoadConn& c = conns_[uring_who(data)];
+        switch (op) {
+        case Op::connect: on_connect(c, res, now); break;
+        case Op::send: on_send(c, res, now); break;
+        case Op::recv: on_recv(c, res, flags, now); break;
+        case Op::signal: break;
+        }
+        if (c.state == ConnState::done && !c.busy()) c.fd.reset();  // its last operation ended
+    }
+
+    // ---- connecting
+
+    void open(LoadConn& c, std::int64_t) override {
+        Fd fd(::socket(endpoint_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd) {
+            fail(c, errno, total_.failed_connect);
+            return;
+        }
+        set_nodelay(fd.get());
+        c.fd = std::move(fd);
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_connect(s, c.fd.get(), endpoint_.sa(), endpoint_.length);
+        io_uring_sqe_set_data64(s, tag(Op::connect, c));
+        c.connecting_op = true;
+    }
+
+    void on_connect(LoadConn& c, int res, std::int64_t now) {
+        c.connecting_op = false;
+        if (c.state != ConnState::connecting) return;
+        if (res < 0) {
+            fail(c, -res, total_.failed_connect);
+            return;
+        }
+        c.out = std::make_unique<char[]>(out_size_);
+        arm_recv(c);
+        established(c, now);
+    }
+
+    // ---- sending: one send in flight per connection; MSG_WAITALL makes it all or an error
+
+    void pump(LoadConn& c, std::int64_t now) override {
+        if (c.sending || c.state != ConnState::open) return;
+        const std::size_t len = next_bytes(c, now, c.out.get(), out_size_);
+        if (len == 0) return;
+        io_uring_sqe* s = ring_->sqe();
+        io_uring_prep_send(s, c.fd.get(), c.out.get(), len, MSG_NOSIGNAL | MSG_WAITALL);
+        io_uring_sqe_set_data64(s, tag(Op::send, c));
+        c.sending = true;
+        // Counted as sent now: the echo of these bytes may be reaped before the send's completion.
+        bytes_sent(c, len);
+    }
+
+    void on_send(LoadConn& c, int res, std::int64_t now) {
+        c.sending = false;
+        if (c.state != ConnState::open) return;
+        if (res < 0) {
+            fail(c, -res, total_.failed_send);
+            return;
+        }
+        pump(c, now);
+    }
+
+    // ---- receiving into the ring's buffers
+
+    void arm_recv(LoadConn& c) {
+        io_uring_sqe* s = ring_->sqe();
+        if (multishot_) io_uring_prep_recv_multishot(s, c.fd.get(), nullptr, 0, 0);
+        else io_uring_prep_recv(s, c.fd.get(), nullptr, bufs_->size(), 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = static_cast<std::uint16_t>(bufs_->group());
+        io_uring_sqe_set_data64(s, tag(Op::recv, c));
+        c.receiving = true;
+    }
+
+    void on_recv(LoadConn& c, int res, unsigned flags, std::int64_t now) {
+        if (!(flags & IORING_CQE_F_MORE)) c.receiving = false;
+        if (res > 0) {
+            const int bid = BufferRing::id_of(flags);
+            const bool open = c.state == ConnState::open && consume(c, bufs_->buffer(bid), static_cast<std::size_t>(res), now);
+            bufs_->give_back(bid);
+            if (open) pump(c, now);  // the echo made room in the pipeline
+        } else if (c.state == ConnState::open) {
+            if (res == 0) {
+                ++total_.unexpected_eof;
+                fail(c, 0, total_.failed_receive);
+            } else if (res == -ENOBUFS) {
+                starved_.push_back(c.index);  // every buffer is in use: wait for one
+                return;
+            } else if (res == -EINVAL && multishot_) {
+                multishot_ = false;  // no multishot on this kernel
+            } else {
+                fail(c, -res, total_.failed_receive);
+            }
+        }
+        if (c.state == ConnState::open && !c.receiving) arm_recv(c);
+    }
+
+    // Operations still in flight end at once once the socket is shut down; the last completion
+    // closes it.
+    void release(LoadConn& c) override {
+        if (!c.fd) return;
+        if (c.busy()) ::shutdown(c.fd.get(), SHUT_RDWR);
+        else c.fd.reset();
+    }
+
+    void finish() override {
+        auto busy = [&] {
+            for (const auto& c : conns_)
+                if (c.busy()) return true;
+            return false;
+        };
+        for (int i = 0; i < 100 && busy(); ++i) wait_and_dispatch(now_ns() + 10'000'000);
+    }
+
+    std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers
+    std::unique_ptr<Ring> ring_;
+    std::vector<std::uint32_t> starved_;  // connections waiting for a free buffer
+    std::size_t out_size_ = 0;
+    bool multishot_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<LoadRun> make_uring_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice) {
+    return std::make_unique<UringLoad>(config, observer, slice);
+}
+
+}  // namespace muxkit::detail
