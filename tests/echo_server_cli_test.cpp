@@ -3,13 +3,18 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -123,6 +128,33 @@ BOOST_DATA_TEST_CASE(client_that_never_reads_cannot_grow_server_memory,
     BOOST_TEST(recv_exact(other.get(), 4) == "ping");
     fd.reset();
     BOOST_TEST(server.stop().exit_code == 0);
+}
+
+// Each stuck client may keep what the server owes it, but no shared resource (io_uring's ring
+// buffers: 64 of them at --buffer-size 64K) may run out for the others.
+BOOST_DATA_TEST_CASE(clients_that_never_read_cannot_starve_the_others, bdata::make(with_io_uring({"epoll"}, {"io_uring"})), model) {
+    EchoServer server({"-m", model, "--buffer-size", "64K"});
+    std::vector<Fd> stuck;
+    std::string chunk(64 * 1024, 's');
+    for (int i = 0; i < 40; ++i) {
+        Fd fd = connect_to(server.address());
+        int small = 4096;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        for (int k = 0; k < 200; ++k) {  // until the server stops reading from it
+            pollfd p{fd.get(), POLLOUT, 0};
+            if (::poll(&p, 1, 20) <= 0) break;
+            ::send(fd.get(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        stuck.push_back(std::move(fd));
+    }
+    Fd other = connect_to(server.address());
+    send_all(other.get(), "still serving?");
+    BOOST_TEST(recv_exact(other.get(), 14) == "still serving?");
+    other.reset();
+    stuck.clear();
+    RunResult r = server.stop();
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(summary_of(r)["connections"]["accepted"] == 41);
 }
 
 BOOST_AUTO_TEST_CASE(select_refuses_connections_past_fd_setsize_and_keeps_serving) {
@@ -429,6 +461,36 @@ BOOST_AUTO_TEST_CASE(io_uring_is_tested_or_refused_clearly) {
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.err.find("error: the io_uring model is not available here") != std::string::npos, r.err);
     BOOST_TEST(r.out.empty());
+}
+
+// A seccomp filter, as container runtimes install, that makes io_uring_setup fail with EPERM.
+void refuse_io_uring() {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) ::_exit(99);
+}
+
+BOOST_AUTO_TEST_CASE(io_uring_refused_by_the_kernel_is_one_clear_error) {
+    SpawnOptions refused;
+    refused.in_child = refuse_io_uring;
+    RunResult server = run_muxkit({"echo-server", "127.0.0.1:0", "-m", "io_uring", "--duration", "5s"}, refused);
+    BOOST_TEST(server.exit_code == 3, server.err);
+    BOOST_TEST(server.err_lines().size() == 1u, server.err);
+    BOOST_TEST(server.err.find("error: the io_uring model is not available here: io_uring_setup failed: Operation not permitted") !=
+                   std::string::npos,
+               server.err);
+    BOOST_TEST(server.out.empty());
+    RunResult client = run_muxkit({"multi-connect", "127.0.0.1:9", "-m", "io_uring"}, refused);
+    BOOST_TEST(client.exit_code == 3, client.err);
+    BOOST_TEST(client.err.find("error: the io_uring model is not available here") != std::string::npos, client.err);
+    // The other models do not need it.
+    RunResult epoll = run_muxkit({"echo-server", "127.0.0.1:0", "-m", "epoll", "--duration", "100ms"}, refused);
+    BOOST_TEST(epoll.exit_code == 0, epoll.err);
 }
 
 // What a kernel without multishot accept and receive gets: one operation each, renewed.

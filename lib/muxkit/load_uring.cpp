@@ -43,7 +43,8 @@ private:
     }
 
     void wait_and_dispatch(std::optional<std::int64_t> deadline) override {
-        if (bufs_->publish() && !starved_.empty()) {
+        bufs_->publish();
+        if (!starved_.empty() && !bufs_->all_taken()) {
             std::vector<std::uint32_t> again;
             again.swap(starved_);
             for (auto i : again)
@@ -139,6 +140,7 @@ private:
         if (!(flags & IORING_CQE_F_MORE)) c.receiving = false;
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
+            bufs_->taken();
             const bool open = c.state == ConnState::open && consume(c, bufs_->buffer(bid), static_cast<std::size_t>(res), now);
             bufs_->give_back(bid);
             if (open) pump(c, now);  // the echo made room in the pipeline

@@ -27,16 +27,18 @@ struct Connection {
     bool paused = false;  // not reading until the store pipe drains
     bool closed = false;  // counted as closed; the driver may still be waiting for its operations
 
-    // Readiness drivers: echo the socket did not take yet; never more than one read.
+    // Echo the socket did not take yet (bounded: readiness drivers keep at most one read).
     std::vector<char> pending;
     std::size_t pending_off = 0;
     bool more_to_read = false;  // edge-triggered: stopped reading before EAGAIN
     bool has_pending() const noexcept { return pending_off < pending.size(); }
 
-    // Completion driver: received buffers waiting to be echoed, in order, one send at a time.
-    int send_head = -1, send_tail = -1;  // buffer ids; linked through the driver's next table
-    std::uint32_t send_off = 0;          // bytes of the head buffer already sent
-    bool receiving = false, sending = false, cancelling = false, eof = false, starved = false;
+    // Completion driver: one send at a time keeps the echo in order; it sends straight from the
+    // ring's buffer send_bid when nothing is pending, else from pending.
+    std::vector<char> incoming;  // arrived while a send from pending was in flight
+    int send_bid = -1;
+    std::uint32_t send_len = 0, send_off = 0;
+    bool receiving = false, sending = false, cancelling = false, awaiting_room = false, eof = false, starved = false;
 };
 
 // Records waiting for room in the store pipe: written in order, each in one write (atomic).

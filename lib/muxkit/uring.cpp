@@ -68,6 +68,19 @@ void Ring::submit_and_wait(std::optional<std::int64_t> deadline_ns) {
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) throw SystemError(-rc, "io_uring_enter");
 }
 
+void Ring::cancel_all() {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(s, 0);
+    bool cancel_done = false;
+    for (int i = 0; i < 10 && !cancel_done; ++i) {
+        submit_and_wait(now_ns() + 10'000'000);
+        reap([&](std::uint64_t data, int, unsigned) { cancel_done = cancel_done || data == 0; });
+    }
+    submit_and_wait(now_ns());  // and what the cancelled operations completed with
+    reap([](std::uint64_t, int, unsigned) {});
+}
+
 BufferRing::BufferRing(Ring& ring, unsigned count, unsigned size, int group) : count_(count), size_(size), group_(group) {
     const std::size_t ring_bytes = static_cast<std::size_t>(count_) * sizeof(io_uring_buf);
     void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -91,6 +104,7 @@ BufferRing::BufferRing(Ring& ring, unsigned count, unsigned size, int group) : c
         unavailable("registering a provided-buffer ring", -rc);
     }
     io_uring_buf_ring_init(ring_);
+    in_use_ = count_;
     for (unsigned i = 0; i < count_; ++i) give_back(static_cast<int>(i));
     publish();
 }
@@ -102,14 +116,14 @@ BufferRing::~BufferRing() {
 }
 
 void BufferRing::give_back(int bid) noexcept {
+    --in_use_;
     io_uring_buf_ring_add(ring_, buffer(bid), size_, static_cast<unsigned short>(bid), io_uring_buf_ring_mask(count_), returned_++);
 }
 
-bool BufferRing::publish() noexcept {
-    if (!returned_) return false;
+void BufferRing::publish() noexcept {
+    if (!returned_) return;
     io_uring_buf_ring_advance(ring_, returned_);
     returned_ = 0;
-    return true;
 }
 
 void check_uring_available() { Ring probe; }

@@ -32,6 +32,10 @@ public:
     io_uring_sqe* sqe();  // submits what is queued when the queue is full
     // Submits and waits for at least one completion or the deadline (monotonic ns).
     void submit_and_wait(std::optional<std::int64_t> deadline_ns);
+    // Cancels every operation and waits (at most about 100 ms) for them to end, dropping their
+    // completions: what they hold (descriptors, say a pipe's write end) is released on this
+    // thread, before the ring goes.
+    void cancel_all();
     // Calls f(user_data, res, flags) for every completion there is.
     template <class F>
     void reap(F&& f) {
@@ -61,8 +65,11 @@ public:
     unsigned count() const noexcept { return count_; }
     int group() const noexcept { return group_; }
     static int id_of(unsigned cqe_flags) noexcept { return static_cast<int>(cqe_flags >> IORING_CQE_BUFFER_SHIFT); }
-    void give_back(int bid) noexcept;  // visible to the kernel after publish()
-    bool publish() noexcept;          // true when buffers were given back since the last call
+    void taken() noexcept { ++in_use_; }  // a completion carried one of them
+    void give_back(int bid) noexcept;     // visible to the kernel after publish()
+    void publish() noexcept;
+    // Every buffer is held by us: a receive that found none has to wait for a give_back.
+    bool all_taken() const noexcept { return in_use_ >= count_; }
 
 private:
     io_uring_buf_ring* ring_ = nullptr;
@@ -70,6 +77,7 @@ private:
     unsigned count_, size_;
     int group_;
     int returned_ = 0;
+    unsigned in_use_ = 0;
 };
 
 // Throws RuntimeError when io_uring cannot be used here (old kernel, disabled, seccomp).

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "muxkit/clock.hpp"
+#include "muxkit/io.hpp"
 #include "muxkit/server_loop_internal.hpp"
 #include "muxkit/uring_internal.hpp"
 
@@ -22,7 +23,7 @@ namespace muxkit::detail {
 
 namespace {
 
-enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, cancel, wake, store };
+enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, cancel, wake, store };
 
 std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_t>(fd)); }
 
@@ -38,8 +39,8 @@ public:
         // turn, so a single busy connection touches them all.
         buf_count_ = 64;
         while (buf_count_ < 4096 && static_cast<std::size_t>(buf_count_) * 2 * buf_size_ <= (4u << 20)) buf_count_ *= 2;
-        // What one connection may hold before it stops receiving: 64 KiB, at least 4 buffers.
-        max_held_ = std::max(4u, (64u << 10) / buf_size_);
+        // Echo a connection may owe before it stops receiving (the readiness models owe one read).
+        backlog_cap_ = std::max<std::size_t>(config_.buffer_size, 64u << 10);
         multishot_ = !uring_singleshot_forced();
         for (int fd : listeners_) accepting_.push_back({fd});
     }
@@ -56,12 +57,24 @@ public:
         }
         const char* reason = failed() ? "store failed" : "stop";
         for (auto& c : conns_)
-            if (c && !c->closed) close_connection(*c, reason);
+            if (c && !c->closed) {
+                if (!failed() && !c->sending && (c->has_pending() || !c->incoming.empty())) {  // one last try, as the readiness models do
+                    merge_backlog(*c);
+                    IoResult w = send_some(c->fd.get(), c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
+                    if (w.n > 0) sent(*c, static_cast<std::size_t>(w.n));
+                }
+                close_connection(*c, reason);
+            }
         // The operations of closed connections end at once (shut down); wait for them.
         for (int i = 0; i < 100 && live_ > 0; ++i) {
             wait(now_ns() + 10'000'000);
             reap();
         }
+        // Whatever is left (a poll on the store pipe, the accepts) ends here, on this thread: the
+        // writer only sees the end of its pipe once no operation holds the write end.
+        ring_->cancel_all();
+        ring_.reset();
+        bufs_.reset();
         drain_store();
         return stats_;
     }
@@ -73,8 +86,6 @@ private:
     void setup() {
         ring_ = std::make_unique<Ring>();
         bufs_ = std::make_unique<BufferRing>(*ring_, buf_count_, buf_size_, kGroup);
-        next_.assign(buf_count_, -1);
-        len_.assign(buf_count_, 0);
     }
 
     // ---- submitting
@@ -103,14 +114,22 @@ private:
     }
 
     bool may_receive(const Connection& c) const {
-        return !c.closed && !c.eof && !c.paused && !c.receiving && !c.cancelling && held(c) < max_held_;
+        return !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && !c.cancelling && owed(c) < backlog_cap_;
     }
 
-    unsigned held(const Connection& c) const {
-        unsigned n = 0;
-        for (int b = c.send_head; b >= 0 && n < max_held_; b = next_[b]) ++n;
-        return n;
+    static std::size_t owed(const Connection& c) {
+        return c.pending.size() - c.pending_off + c.incoming.size() + (c.send_len - c.send_off);
     }
+
+    // Between sends: drop what was sent, then take what arrived meanwhile (a send in flight reads
+    // from pending, which therefore never changes under it).
+    static void merge_backlog(Connection& c) {
+        c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_off));
+        c.pending_off = 0;
+        c.pending.insert(c.pending.end(), c.incoming.begin(), c.incoming.end());
+        c.incoming.clear();
+    }
+    static bool busy(const Connection& c) { return c.receiving || c.sending || c.cancelling || c.awaiting_room; }
 
     void arm_recv(Connection& c) {
         io_uring_sqe* s = sqe();
@@ -135,12 +154,20 @@ private:
         ++live_ops_;
     }
 
-    void send_head(Connection& c) {
-        const int b = c.send_head;
+    // MSG_DONTWAIT: a full socket answers EAGAIN at once instead of keeping a ring buffer.
+    void submit_send(Connection& c, const char* data, std::size_t len) {
         io_uring_sqe* s = sqe();
-        io_uring_prep_send(s, c.fd.get(), buffer(b) + c.send_off, len_[b] - c.send_off, MSG_NOSIGNAL);
+        io_uring_prep_send(s, c.fd.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data64(s, tag(Op::send, c.fd.get()));
         c.sending = true;
+        ++live_ops_;
+    }
+
+    void send_backlog(Connection& c) { submit_send(c, c.pending.data() + c.pending_off, c.pending.size() - c.pending_off); }
+
+    void await_room(Connection& c) {
+        arm_poll(c.fd.get(), POLLOUT, Op::writable);
+        c.awaiting_room = true;
         ++live_ops_;
     }
 
@@ -148,11 +175,15 @@ private:
 
     // Makes the buffers given back visible to the kernel, then lets starved connections receive.
     void publish_buffers() {
-        if (!bufs_->publish() || starved_.empty()) return;
+        bufs_->publish();
+        if (starved_.empty() || bufs_->all_taken()) return;
         std::vector<int> fds;
         fds.swap(starved_);
         for (int fd : fds)
-            if (Connection* c = conns_[fd].get(); c && c->starved && may_receive(*c)) arm_recv(*c);
+            if (Connection* c = conns_[fd].get(); c && c->starved) {
+                c->starved = false;
+                if (may_receive(*c)) arm_recv(*c);
+            }
     }
 
     void wait(std::optional<std::int64_t> deadline) {
@@ -181,6 +212,7 @@ private:
             return;
         case Op::recv: on_recv(*conns_[fd], res, flags); break;
         case Op::send: on_send(*conns_[fd], res); break;
+        case Op::writable: on_room(*conns_[fd]); break;
         case Op::cancel:
             --live_ops_;
             conns_[fd]->cancelling = false;
@@ -228,20 +260,32 @@ private:
         }
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
+            bufs_->taken();
             if (c.closed) {
                 give_back(bid);
                 return;
             }
-            received(c, buffer(bid), static_cast<std::size_t>(res));
-            queue_send(c, bid, static_cast<unsigned>(res));
+            const char* data = buffer(bid);
+            received(c, data, static_cast<std::size_t>(res));
+            if (!c.sending && !c.awaiting_room && !c.has_pending() && c.incoming.empty()) {
+                // The fast path: echo from the ring's buffer, given back once the send returns.
+                c.send_bid = bid;
+                c.send_len = static_cast<std::uint32_t>(res);
+                c.send_off = 0;
+                submit_send(c, data, c.send_len);
+            } else {
+                // A send is under way: queue behind it, in order, and free the ring's buffer.
+                c.incoming.insert(c.incoming.end(), data, data + res);
+                give_back(bid);
+            }
             if (store_full()) pause(c);  // backpressure: the disk is slower than the clients
-            else if (held(c) >= max_held_) stop_receiving(c);  // the client does not read its echo
+            else if (owed(c) >= backlog_cap_) stop_receiving(c);  // the client does not read its echo
             return;
         }
         if (c.closed) return;
         if (res == 0) {  // the client half-closed: close once everything it sent is echoed
             c.eof = true;
-            if (!c.sending) close_connection(c, "eof");
+            if (!c.sending && !c.awaiting_room && !c.has_pending() && c.incoming.empty()) close_connection(c, "eof");
         } else if (res == -ENOBUFS) {
             if (!c.starved) starved_.push_back(c.fd.get());  // every buffer is in use: wait for one
             c.starved = true;
@@ -252,44 +296,54 @@ private:
         }
     }
 
-    void queue_send(Connection& c, int bid, unsigned len) {
-        len_[bid] = len;
-        next_[bid] = -1;
-        if (c.send_tail >= 0) next_[c.send_tail] = bid;
-        else c.send_head = bid;
-        c.send_tail = bid;
-        if (!c.sending) send_head(c);  // one send at a time keeps the echo in order
-    }
-
     void on_send(Connection& c, int res) {
         c.sending = false;
         --live_ops_;
+        if (res == -EAGAIN) res = 0;  // the socket is full
+        const std::size_t n = res > 0 ? static_cast<std::size_t>(res) : 0;
+        if (c.send_bid >= 0) {
+            c.send_off += static_cast<std::uint32_t>(n);
+            if (!c.closed && res >= 0 && c.send_off < c.send_len) {
+                // Keep the rest on the heap, ahead of what arrived meanwhile: the buffer goes back.
+                const char* rest = buffer(c.send_bid) + c.send_off;
+                c.pending.insert(c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_off), rest, rest + (c.send_len - c.send_off));
+            }
+            give_back(c.send_bid);
+            c.send_bid = -1;
+            c.send_len = c.send_off = 0;
+        } else {
+            c.pending_off += n;
+        }
         if (c.closed) return;
         if (res < 0) {
             fail(c, -res);
             return;
         }
-        sent(c, static_cast<std::size_t>(res));
-        c.send_off += static_cast<unsigned>(res);
-        const int b = c.send_head;
-        if (c.send_off == len_[b]) {
-            c.send_head = next_[b];
-            if (c.send_head < 0) c.send_tail = -1;
-            c.send_off = 0;
-            give_back(b);
-        }
-        if (c.send_head >= 0) {
-            send_head(c);
+        sent(c, n);
+        merge_backlog(c);
+        if (c.has_pending()) {
+            if (n == 0) await_room(c);
+            else send_backlog(c);
             return;
         }
+        // Caught up: the backlog's memory goes back (a backlog is the rare path, not each message).
+        std::vector<char>().swap(c.pending);
+        std::vector<char>().swap(c.incoming);
+        c.pending_off = 0;
         echoed_all(c);
         if (c.eof) close_connection(c, "eof");
     }
 
+    void on_room(Connection& c) {
+        c.awaiting_room = false;
+        --live_ops_;
+        if (c.closed) return;
+        merge_backlog(c);
+        if (c.has_pending()) send_backlog(c);  // an error shows in the send
+    }
+
     void release_if_done(Connection& c) {
-        if (c.receiving || c.sending || c.cancelling) return;
-        for (int b = c.send_head; b >= 0; b = next_[b]) give_back(b);
-        c.send_head = c.send_tail = -1;
+        if (busy(c)) return;
         const int fd = c.fd.get();
         --live_;
         conns_[fd].reset();  // closes the descriptor
@@ -319,7 +373,7 @@ private:
     // Operations still in flight end at once once the socket is shut down; their completions
     // then free the connection.
     void retire(Connection& c) override {
-        if (c.receiving || c.sending || c.cancelling) ::shutdown(c.fd.get(), SHUT_RDWR);
+        if (busy(c)) ::shutdown(c.fd.get(), SHUT_RDWR);
         release_if_done(c);
     }
 
@@ -333,9 +387,8 @@ private:
 
     std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers
     std::unique_ptr<Ring> ring_;
-    unsigned buf_size_ = 0, buf_count_ = 0, max_held_ = 4;
-    std::vector<int> next_;              // by buffer id: the next buffer of the same connection's echo
-    std::vector<unsigned> len_;          // by buffer id: bytes received into it
+    unsigned buf_size_ = 0, buf_count_ = 0;
+    std::size_t backlog_cap_ = 0;
     std::vector<int> starved_;           // connections waiting for a free buffer
     std::vector<Accepting> accepting_;
     bool multishot_ = true;
