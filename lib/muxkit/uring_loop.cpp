@@ -23,7 +23,7 @@ namespace muxkit::detail {
 
 namespace {
 
-enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, cancel, wake, store };
+enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, wake, store };
 
 std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_t>(fd)); }
 
@@ -39,9 +39,9 @@ public:
         // turn, so a single busy connection touches them all.
         buf_count_ = 64;
         while (buf_count_ < 4096 && static_cast<std::size_t>(buf_count_) * 2 * buf_size_ <= (4u << 20)) buf_count_ *= 2;
-        // Echo a connection may owe before it stops receiving (the readiness models owe one read).
-        backlog_cap_ = std::max<std::size_t>(config_.buffer_size, 64u << 10);
-        multishot_ = !uring_singleshot_forced();
+        // Echo a connection may owe before it stops receiving: one read, as in the readiness models.
+        backlog_cap_ = std::max<std::size_t>(config_.buffer_size, 4096);
+        multishot_accept_ = !uring_singleshot_forced();
         for (int fd : listeners_) accepting_.push_back({fd});
     }
 
@@ -107,14 +107,14 @@ private:
     void arm_accept(Accepting& l) {
         if (l.armed || l.polling || listeners_paused_until_ || stop_) return;
         io_uring_sqe* s = sqe();
-        if (multishot_) io_uring_prep_multishot_accept(s, l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (multishot_accept_) io_uring_prep_multishot_accept(s, l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         else io_uring_prep_accept(s, l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         io_uring_sqe_set_data64(s, tag(Op::accept, l.fd));
         l.armed = true;
     }
 
     bool may_receive(const Connection& c) const {
-        return !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && !c.cancelling && owed(c) < backlog_cap_;
+        return !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && owed(c) < backlog_cap_;
     }
 
     static std::size_t owed(const Connection& c) {
@@ -129,28 +129,20 @@ private:
         c.pending.insert(c.pending.end(), c.incoming.begin(), c.incoming.end());
         c.incoming.clear();
     }
-    static bool busy(const Connection& c) { return c.receiving || c.sending || c.cancelling || c.awaiting_room; }
+    static bool busy(const Connection& c) { return c.receiving || c.sending || c.awaiting_room; }
 
+    // One receive at a time per connection, renewed once its data is handled: a multishot receive
+    // would go on filling memory until a cancel lands (a client that never reads its echo got
+    // 1.2 MB through one in a single batch), and one receive per turn keeps the service fair.
     void arm_recv(Connection& c) {
         io_uring_sqe* s = sqe();
         const int fd = c.fd.get();
-        if (multishot_) io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
-        else io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
+        io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
         s->flags |= IOSQE_BUFFER_SELECT;
         s->buf_group = kGroup;
         io_uring_sqe_set_data64(s, tag(Op::recv, fd));
         c.receiving = true;
         c.starved = false;
-        ++live_ops_;
-    }
-
-    // A multishot receive goes on until cancelled; a single-shot one is simply not renewed.
-    void stop_receiving(Connection& c) {
-        if (!c.receiving || !multishot_ || c.cancelling) return;
-        io_uring_sqe* s = sqe();
-        io_uring_prep_cancel64(s, tag(Op::recv, c.fd.get()), 0);
-        io_uring_sqe_set_data64(s, tag(Op::cancel, c.fd.get()));
-        c.cancelling = true;
         ++live_ops_;
     }
 
@@ -213,10 +205,6 @@ private:
         case Op::recv: on_recv(*conns_[fd], res, flags); break;
         case Op::send: on_send(*conns_[fd], res); break;
         case Op::writable: on_room(*conns_[fd]); break;
-        case Op::cancel:
-            --live_ops_;
-            conns_[fd]->cancelling = false;
-            break;
         }
         Connection* c = conns_[fd].get();  // gone when that completion closed and freed it
         if (!c) return;
@@ -234,8 +222,8 @@ private:
         if (!(flags & IORING_CQE_F_MORE)) l.armed = false;
         if (res >= 0) {
             if (Connection* c = accept_client(Fd(res))) arm_recv(*c);
-        } else if (res == -EINVAL && multishot_) {
-            multishot_ = false;  // no multishot on this kernel: one operation per accept and receive
+        } else if (res == -EINVAL && multishot_accept_) {
+            multishot_accept_ = false;  // no multishot accept on this kernel: one operation per accept
         } else if (res == -EMFILE || res == -ENFILE) {
             // An io_uring accept fails at once at the limit, pending connection or not: refuse
             // the pending one, if any, then wait until another one is there.
@@ -254,10 +242,8 @@ private:
     }
 
     void on_recv(Connection& c, int res, unsigned flags) {
-        if (!(flags & IORING_CQE_F_MORE)) {
-            c.receiving = false;
-            --live_ops_;
-        }
+        c.receiving = false;
+        --live_ops_;
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
             bufs_->taken();
@@ -279,8 +265,7 @@ private:
                 give_back(bid);
             }
             if (store_full()) pause(c);  // backpressure: the disk is slower than the clients
-            else if (owed(c) >= backlog_cap_) stop_receiving(c);  // the client does not read its echo
-            return;
+            return;  // renewed by complete() while the connection owes less than one read
         }
         if (c.closed) return;
         if (res == 0) {  // the client half-closed: close once everything it sent is echoed
@@ -289,8 +274,6 @@ private:
         } else if (res == -ENOBUFS) {
             if (!c.starved) starved_.push_back(c.fd.get());  // every buffer is in use: wait for one
             c.starved = true;
-        } else if (res == -EINVAL && multishot_) {
-            multishot_ = false;
         } else if (res != -ECANCELED) {
             fail(c, -res);
         }
@@ -326,9 +309,7 @@ private:
             else send_backlog(c);
             return;
         }
-        // Caught up: the backlog's memory goes back (a backlog is the rare path, not each message).
-        std::vector<char>().swap(c.pending);
-        std::vector<char>().swap(c.incoming);
+        c.pending.clear();  // the capacity stays: no allocation each time the socket fills
         c.pending_off = 0;
         echoed_all(c);
         if (c.eof) close_connection(c, "eof");
@@ -357,7 +338,7 @@ private:
         return c;
     }
 
-    void stop_reading(Connection& c) override { stop_receiving(c); }
+    void stop_reading(Connection&) override {}  // the receive in flight is simply not renewed
 
     void start_reading(Connection& c) override {
         if (may_receive(c)) arm_recv(c);
@@ -391,10 +372,10 @@ private:
     std::size_t backlog_cap_ = 0;
     std::vector<int> starved_;           // connections waiting for a free buffer
     std::vector<Accepting> accepting_;
-    bool multishot_ = true;
+    bool multishot_accept_ = true;
     bool store_polling_ = false;
     std::size_t live_ = 0;      // connections not yet freed
-    std::size_t live_ops_ = 0;  // receives, sends and cancels in flight
+    std::size_t live_ops_ = 0;  // receives, sends and polls in flight
 };
 
 }  // namespace
