@@ -175,9 +175,9 @@ private:
             return false;
         };
         for (int i = 0; i < 100 && busy(); ++i) wait_and_dispatch(now_ns() + 10'000'000);
-        ring_->cancel_all();  // on this thread, which the ring's deferred work belongs to
-        ring_.reset();
-        bufs_.reset();
+        // On this thread, which the ring's deferred work belongs to. The ring itself goes with this
+        // object, once every thread has ended: its memory is not mapped again under a running one.
+        ring_->cancel_all();
     }
 
     std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers

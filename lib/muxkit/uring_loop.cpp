@@ -71,10 +71,9 @@ public:
             reap();
         }
         // Whatever is left (a poll on the store pipe, the accepts) ends here, on this thread: the
-        // writer only sees the end of its pipe once no operation holds the write end.
+        // writer only sees the end of its pipe once no operation holds the write end. The ring
+        // itself goes with this object, after every loop has ended.
         ring_->cancel_all();
-        ring_.reset();
-        bufs_.reset();
         drain_store();
         return stats_;
     }
