@@ -61,16 +61,6 @@ std::string roff_option(const std::string& opt) {
     return out;
 }
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/muxkit-docs-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(generated_options_and_completions_match_the_command_line) {

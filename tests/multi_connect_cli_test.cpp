@@ -267,6 +267,8 @@ BOOST_DATA_TEST_CASE(ipv6_and_unix_targets, bdata::make(kClients), variant) {
         BOOST_TEST(r.exit_code == 0, server.address(i) << ": " << r.err);
         BOOST_TEST(summary_of(r)["messages"]["received"] == 100);
     }
+    BOOST_TEST(server.stop().exit_code == 0);
+    BOOST_TEST(::access(path.c_str(), F_OK) != 0);  // the server removed its socket
 }
 
 BOOST_AUTO_TEST_CASE(interactive_echoes_stdin_lines_exactly) {

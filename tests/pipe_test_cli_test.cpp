@@ -19,18 +19,19 @@ std::map<std::string, Json> rows_by_name(const RunResult& r) {
     return out;
 }
 
-std::size_t fifo_dirs() {
+std::size_t entries(const std::string& dir) {
     std::size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/tmp"))
-        if (e.path().filename().string().starts_with("muxkit-fifo-")) ++n;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
     return n;
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(default_run_covers_every_correctness_scenario_and_passes) {
-    std::size_t dirs_before = fifo_dirs();
-    RunResult r = run_muxkit({"pipe-test", "--json"}, {}, 120s);
+    TempDir tmp;  // its own $TMPDIR, so other tests running at once cannot disturb the count
+    SpawnOptions in_tmp;
+    in_tmp.in_child = [&] { ::setenv("TMPDIR", tmp.path.c_str(), 1); };
+    RunResult r = run_muxkit({"pipe-test", "--json"}, in_tmp, 120s);
     BOOST_TEST(r.exit_code == 0, r.out << r.err);
     auto rows = rows_by_name(r);
     for (auto name : {"one-way", "shared-duplex", "duplex", "capacity", "atomicity", "eof", "epipe", "nonblock", "select", "fifo"})
@@ -53,7 +54,7 @@ BOOST_AUTO_TEST_CASE(default_run_covers_every_correctness_scenario_and_passes) {
     Json s = summary_of(r);
     BOOST_TEST(s["scenarios"]["failed"] == 0);
     BOOST_TEST(s["environment"]["pipe_max_size"].get<int>() > 0);
-    BOOST_TEST(fifo_dirs() == dirs_before);  // the temporary FIFO directory is always removed
+    BOOST_TEST(entries(tmp.path) == 0u);  // the temporary FIFO directory is always removed
 }
 
 BOOST_AUTO_TEST_CASE(shared_duplex_counts_self_reads_and_never_hangs) {

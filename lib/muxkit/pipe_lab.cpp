@@ -475,9 +475,10 @@ ScenarioResult select_scenario(const PipeLabConfig& cfg) {
 // ---------------------------------------------------------------- fifo
 class TempDir {
 public:
-    TempDir() {
-        char tmpl[] = "/tmp/muxkit-fifo-XXXXXX";
-        if (!::mkdtemp(tmpl)) throw_errno("mkdtemp");
+    TempDir() {  // in $TMPDIR when it is set, as mktemp(1) does
+        const char* dir = std::getenv("TMPDIR");
+        std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/muxkit-fifo-XXXXXX";
+        if (!::mkdtemp(tmpl.data())) throw_errno("mkdtemp");
         path_ = tmpl;
     }
     ~TempDir() {

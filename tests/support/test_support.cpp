@@ -3,6 +3,7 @@
 #include <muxkit/echo_server.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -268,6 +269,14 @@ std::string recv_until_eof(int fd, std::chrono::milliseconds timeout) {
     }
     return out;
 }
+
+TempDir::TempDir() {
+    char tmpl[] = "/tmp/muxkit-test-XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(tmpl));
+    path = tmpl;
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path); }
 
 std::vector<std::string> with_io_uring(std::vector<std::string> variants, const std::vector<std::string>& uring_variants) {
     if (io_uring_unavailable_reason().empty()) variants.insert(variants.end(), uring_variants.begin(), uring_variants.end());

@@ -89,6 +89,13 @@ private:
 std::vector<std::string> with_io_uring(std::vector<std::string> variants,
                                        const std::vector<std::string>& uring_variants = {"io_uring", "io_uring/2"});
 
+// A directory of the test's own under /tmp, removed with everything in it.
+struct TempDir {
+    std::string path;
+    TempDir();
+    ~TempDir();
+};
+
 // Blocking client helpers.
 Fd connect_to(const std::string& address);
 void send_all(int fd, const std::string& data);
