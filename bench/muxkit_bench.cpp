@@ -167,6 +167,13 @@ std::vector<std::string> muxkit_models() {
     return m;
 }
 
+// The port of echo-server's first line, "listening on 127.0.0.1:PORT (model M)"; 0 if none.
+std::uint16_t listening_port(const Proc& server, int timeout_ms = 10000) {
+    std::string line = read_line(server, timeout_ms);
+    auto colon = line.find("127.0.0.1:");
+    return colon == std::string::npos ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(colon + 10)));
+}
+
 // "muxkit-MODEL" or "muxkit-MODEL/THREADS".
 bool start(Server& s) {
     if (s.name.starts_with("muxkit-")) {
@@ -176,11 +183,8 @@ bool start(Server& s) {
             model.resize(slash);
         }
         s.proc = spawn(fmt::format("{} echo-server 127.0.0.1:0 -m {} --threads {}", kMuxkit, model, threads));
-        std::string line = read_line(s.proc);  // listening on 127.0.0.1:PORT (model M)
-        auto colon = line.find("127.0.0.1:");
-        if (colon == std::string::npos) return false;
-        s.port = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 10)));
-        return true;
+        s.port = listening_port(s.proc);
+        return s.port != 0;
     }
     if (s.name == "c-epoll") {
         s.proc = spawn(kBaselines + "/epoll_echo_server 0");
@@ -362,6 +366,29 @@ Json pipe_section() {
     return {{"throughput", rows}, {"latency_p50_us", m}, {"c_pingpong_p50_us", b}, {"latency_ratio", b > 0 ? m / b : 0}};
 }
 
+// ---------------------------------------------------------------- echo-server under a tool
+
+// Runs `TOOL echo-server ... SERVER_ARGS` (TOOL writes its report to REPORT), drives it with
+// `multi-connect CLIENT_ARGS` until --max-clients in SERVER_ARGS ends it, and returns the report's
+// lines; nullopt when the server did not start.
+std::optional<std::vector<std::string>> under_tool(const std::string& tool, const std::string& report, const std::string& server_args,
+                                                   const std::string& client_args, int start_timeout_ms) {
+    Proc server = spawn(fmt::format("{} {} echo-server 127.0.0.1:0 {}", tool, kMuxkit, server_args));
+    const std::uint16_t port = listening_port(server, start_timeout_ms);
+    if (port == 0) {
+        stop(server);
+        return std::nullopt;
+    }
+    capture(fmt::format("{} multi-connect 127.0.0.1:{} {}", kMuxkit, port, client_args));
+    for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
+    ::close(server.out);
+    std::vector<std::string> lines;
+    std::ifstream in(report);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    ::unlink(report.c_str());
+    return lines;
+}
+
 // ---------------------------------------------------------------- several event loops
 
 // Round trips/s of two C clients at once (50 connections x 16 in flight each, 64 B), so that
@@ -413,23 +440,13 @@ std::string syscall_counter() {
 // difference between two message counts cancels start-up and shutdown.
 std::optional<double> count_syscalls(const std::string& counter, const std::string& model, std::uint64_t messages, int pipeline) {
     std::string file = fmt::format("/tmp/muxkit-bench-syscalls-{}.out", ::getpid());
-    std::string prefix = counter == "perf" ? fmt::format("perf stat -x, -e raw_syscalls:sys_enter -o {} --", file)
-                                           : fmt::format("strace -c -f -o {}", file);
-    Proc server = spawn(fmt::format("{} {} echo-server 127.0.0.1:0 -m {} --max-clients 10", prefix, kMuxkit, model));
-    std::string line = read_line(server, 30000);
-    auto colon = line.find("127.0.0.1:");
-    if (colon == std::string::npos) {
-        stop(server);
-        return std::nullopt;
-    }
-    int port = std::stoi(line.substr(colon + 10));
-    capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 10 -n {} -s 64 --pipeline {}", kMuxkit, port, messages, pipeline));
-    for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
-    ::close(server.out);
-    std::ifstream in(file);
-    std::string l;
+    std::string tool = counter == "perf" ? fmt::format("perf stat -x, -e raw_syscalls:sys_enter -o {} --", file)
+                                         : fmt::format("strace -c -f -o {}", file);
+    auto lines = under_tool(tool, file, fmt::format("-m {} --max-clients 10", model),
+                            fmt::format("-c 10 -n {} -s 64 --pipeline {}", messages, pipeline), 30000);
+    if (!lines) return std::nullopt;
     std::optional<double> total;
-    while (std::getline(in, l)) {
+    for (const auto& l : *lines) {
         if (counter == "perf" && l.find("raw_syscalls:sys_enter") != std::string::npos) total = std::atof(l.c_str());
         if (counter == "strace" && l.ends_with(" total")) {  // "100.00  SECONDS  USECS/CALL  CALLS  ERRORS total"
             std::istringstream fields(l);
@@ -437,7 +454,6 @@ std::optional<double> count_syscalls(const std::string& counter, const std::stri
             if (fields >> pct >> seconds >> usecs >> calls) total = calls;
         }
     }
-    ::unlink(file.c_str());
     return total;
 }
 
@@ -467,24 +483,12 @@ Json syscalls_section() {
 
 std::optional<double> callgrind_instructions(std::uint64_t messages) {
     std::string file = fmt::format("/tmp/muxkit-bench-callgrind-{}.out", ::getpid());
-    Proc server = spawn(fmt::format("valgrind --tool=callgrind --callgrind-out-file={} {} echo-server 127.0.0.1:0 -m epoll --max-clients 1",
-                                    file, kMuxkit));
-    std::string line = read_line(server, 60000);
-    auto colon = line.find("127.0.0.1:");
-    if (colon == std::string::npos) {
-        stop(server);
-        return std::nullopt;
-    }
-    int port = std::stoi(line.substr(colon + 10));
-    capture(fmt::format("{} multi-connect 127.0.0.1:{} -n {} -s 64", kMuxkit, port, messages));
-    for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
-    ::close(server.out);
-    std::ifstream in(file);
-    std::string l;
+    auto lines = under_tool(fmt::format("valgrind --tool=callgrind --callgrind-out-file={}", file), file, "-m epoll --max-clients 1",
+                            fmt::format("-n {} -s 64", messages), 60000);
+    if (!lines) return std::nullopt;
     std::optional<double> total;
-    while (std::getline(in, l))
+    for (const auto& l : *lines)
         if (l.starts_with("summary:") || l.starts_with("totals:")) total = std::atof(l.substr(l.find(':') + 1).c_str());
-    ::unlink(file.c_str());
     return total;
 }
 

@@ -1,17 +1,10 @@
 #include "muxkit/echo_server.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <cstring>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <thread>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -21,7 +14,6 @@
 #include "muxkit/server_loop_internal.hpp"
 #include "muxkit/uring_internal.hpp"
 #include "muxkit/io.hpp"
-#include "muxkit/pipe.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 
@@ -171,13 +163,11 @@ private:
         conns_[fd].reset();  // closes the descriptor
     }
 
-    void pause_listeners() override {
-        if (listeners_paused_until_) return;
+    void stop_accepting() override {
         for (int fd : listeners_) loop_->remove(fd);
-        listeners_paused_until_ = now_ns() + 100'000'000;
     }
 
-    void resume_listeners() override {
+    void start_accepting() override {
         for (int fd : listeners_) loop_->add(fd, kReadable);
     }
 

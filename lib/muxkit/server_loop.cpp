@@ -129,7 +129,7 @@ void ServerLoop::tick(std::int64_t now) {
     if (listeners_paused_until_ && now >= *listeners_paused_until_) {
         listeners_paused_until_.reset();
         if (!spare_) spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        resume_listeners();
+        start_accepting();
     }
     if (now >= next_publish_ns_) {
         std::lock_guard lock(published_mutex_);
@@ -149,6 +149,12 @@ bool ServerLoop::refuse_with_spare(int listen_fd) {
     b.fd.reset();
     spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     return (refused || b.err == EAGAIN) && spare_;
+}
+
+void ServerLoop::pause_listeners() {
+    if (listeners_paused_until_) return;
+    listeners_paused_until_ = now_ns() + 100'000'000;
+    stop_accepting();
 }
 
 Connection* ServerLoop::admit(Fd fd) {

@@ -92,8 +92,8 @@ protected:
     // The connection is closed and counted: stop watching it and free it (conns_[fd].reset()),
     // now or once the operations the driver has in flight for it are done.
     virtual void retire(Connection& c) = 0;
-    virtual void pause_listeners() = 0;
-    virtual void resume_listeners() = 0;
+    virtual void stop_accepting() = 0;   // for a while: out of descriptors or memory
+    virtual void start_accepting() = 0;  // again
 
     // ---- the shared state machine
     // Counts and registers an accepted connection; nullptr when a limit refused (and closed) it.
@@ -115,6 +115,8 @@ protected:
     bool failed() { return store_failed_ || !shared_.fatal_reason().empty(); }
     // Refuses one pending connection when out of descriptors, with the spare one; false: pause.
     bool refuse_with_spare(int listen_fd);
+    // Stops accepting for 100 ms (tick() starts again) instead of spinning on a failing accept.
+    void pause_listeners();
 
     const EchoServerConfig& config_;
     EchoServerObserver& observer_;
@@ -144,7 +146,6 @@ private:
     std::optional<std::int64_t> next_idle_scan_ns_;
 };
 
-std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
 // Its run() throws RuntimeError with the reason when io_uring is unavailable.
 std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
 

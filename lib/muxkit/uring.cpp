@@ -126,7 +126,12 @@ void BufferRing::publish() noexcept {
     returned_ = 0;
 }
 
-void check_uring_available() { Ring probe; }
+// A ring of two entries: enough to learn whether io_uring_setup is allowed, at little cost.
+void check_uring_available() {
+    io_uring probe{};
+    if (int rc = io_uring_queue_init(2, &probe, 0); rc < 0) unavailable("io_uring_setup", -rc);
+    io_uring_queue_exit(&probe);
+}
 
 bool uring_singleshot_forced() {
     const char* v = std::getenv("MUXKIT_URING_SINGLESHOT");

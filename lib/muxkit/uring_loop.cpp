@@ -2,6 +2,7 @@
 // io_uring and reaped in batches, so one system call serves many messages. Received data lands in
 // buffers the ring owns (a provided-buffer ring); each is echoed from where it landed and given
 // back to the ring once sent.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -55,18 +56,19 @@ public:
             reap();
             tick(now_ns());
         }
-        const char* reason = failed() ? "store failed" : "stop";
+        const bool failed_run = failed();
         for (auto& c : conns_)
             if (c && !c->closed) {
-                if (!failed() && !c->sending && (c->has_pending() || !c->incoming.empty())) {  // one last try, as the readiness models do
+                if (!failed_run && !c->sending && owed(*c) > 0) {  // one last try, as the readiness models do
                     merge_backlog(*c);
                     IoResult w = send_some(c->fd.get(), c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
                     if (w.n > 0) sent(*c, static_cast<std::size_t>(w.n));
                 }
-                close_connection(*c, reason);
+                close_connection(*c, failed_run ? "store failed" : "stop");
             }
         // The operations of closed connections end at once (shut down); wait for them.
-        for (int i = 0; i < 100 && live_ > 0; ++i) {
+        auto any_left = [&] { return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c != nullptr; }); };
+        for (int i = 0; i < 100 && any_left(); ++i) {
             wait(now_ns() + 10'000'000);
             reap();
         }
@@ -141,8 +143,6 @@ private:
         s->buf_group = kGroup;
         io_uring_sqe_set_data64(s, tag(Op::recv, fd));
         c.receiving = true;
-        c.starved = false;
-        ++live_ops_;
     }
 
     // MSG_DONTWAIT: a full socket answers EAGAIN at once instead of keeping a ring buffer.
@@ -151,7 +151,6 @@ private:
         io_uring_prep_send(s, c.fd.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data64(s, tag(Op::send, c.fd.get()));
         c.sending = true;
-        ++live_ops_;
     }
 
     void send_backlog(Connection& c) { submit_send(c, c.pending.data() + c.pending_off, c.pending.size() - c.pending_off); }
@@ -159,7 +158,6 @@ private:
     void await_room(Connection& c) {
         arm_poll(c.fd.get(), POLLOUT, Op::writable);
         c.awaiting_room = true;
-        ++live_ops_;
     }
 
     void give_back(int bid) { bufs_->give_back(bid); }
@@ -220,7 +218,7 @@ private:
     void on_accept(Accepting& l, int res, unsigned flags) {
         if (!(flags & IORING_CQE_F_MORE)) l.armed = false;
         if (res >= 0) {
-            if (Connection* c = accept_client(Fd(res))) arm_recv(*c);
+            if (Connection* c = admit(Fd(res))) arm_recv(*c);
         } else if (res == -EINVAL && multishot_accept_) {
             multishot_accept_ = false;  // no multishot accept on this kernel: one operation per accept
         } else if (res == -EMFILE || res == -ENFILE) {
@@ -242,7 +240,6 @@ private:
 
     void on_recv(Connection& c, int res, unsigned flags) {
         c.receiving = false;
-        --live_ops_;
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
             bufs_->taken();
@@ -252,7 +249,7 @@ private:
             }
             const char* data = buffer(bid);
             received(c, data, static_cast<std::size_t>(res));
-            if (!c.sending && !c.awaiting_room && !c.has_pending() && c.incoming.empty()) {
+            if (owed(c) == 0) {
                 // The fast path: echo from the ring's buffer, given back once the send returns.
                 c.send_bid = bid;
                 c.send_len = static_cast<std::uint32_t>(res);
@@ -269,7 +266,7 @@ private:
         if (c.closed) return;
         if (res == 0) {  // the client half-closed: close once everything it sent is echoed
             c.eof = true;
-            if (!c.sending && !c.awaiting_room && !c.has_pending() && c.incoming.empty()) close_connection(c, "eof");
+            if (owed(c) == 0) close_connection(c, "eof");
         } else if (res == -ENOBUFS) {
             if (!c.starved) starved_.push_back(c.fd.get());  // every buffer is in use: wait for one
             c.starved = true;
@@ -280,7 +277,6 @@ private:
 
     void on_send(Connection& c, int res) {
         c.sending = false;
-        --live_ops_;
         if (res == -EAGAIN) res = 0;  // the socket is full
         const std::size_t n = res > 0 ? static_cast<std::size_t>(res) : 0;
         if (c.send_bid >= 0) {
@@ -308,15 +304,12 @@ private:
             else send_backlog(c);
             return;
         }
-        c.pending.clear();  // the capacity stays: no allocation each time the socket fills
-        c.pending_off = 0;
         echoed_all(c);
         if (c.eof) close_connection(c, "eof");
     }
 
     void on_room(Connection& c) {
         c.awaiting_room = false;
-        --live_ops_;
         if (c.closed) return;
         merge_backlog(c);
         if (c.has_pending()) send_backlog(c);  // an error shows in the send
@@ -324,18 +317,10 @@ private:
 
     void release_if_done(Connection& c) {
         if (busy(c)) return;
-        const int fd = c.fd.get();
-        --live_;
-        conns_[fd].reset();  // closes the descriptor
+        conns_[c.fd.get()].reset();  // closes the descriptor
     }
 
     // ---- driver hooks
-
-    Connection* accept_client(Fd fd) {
-        Connection* c = admit(std::move(fd));
-        if (c) ++live_;
-        return c;
-    }
 
     void stop_reading(Connection&) override {}  // the receive in flight is simply not renewed
 
@@ -357,11 +342,9 @@ private:
         release_if_done(c);
     }
 
-    void pause_listeners() override {
-        if (!listeners_paused_until_) listeners_paused_until_ = now_ns() + 100'000'000;
-    }
+    void stop_accepting() override {}  // the accepts that ended are not renewed until then
 
-    void resume_listeners() override {
+    void start_accepting() override {
         for (auto& l : accepting_) arm_accept(l);
     }
 
@@ -373,8 +356,6 @@ private:
     std::vector<Accepting> accepting_;
     bool multishot_accept_ = true;
     bool store_polling_ = false;
-    std::size_t live_ = 0;      // connections not yet freed
-    std::size_t live_ops_ = 0;  // receives, sends and polls in flight
 };
 
 }  // namespace
