@@ -136,7 +136,10 @@ BOOST_AUTO_TEST_CASE(fish_completes_subcommands_and_option_values) {
     BOOST_TEST(complete("muxkit pi") == "pipe-test\n");
     BOOST_TEST(complete("muxkit echo-server --model ") == "epoll\nepoll-et\nfork\nio_uring\npoll\nselect\n");
     BOOST_TEST(complete("muxkit multi-connect --color ") == "always\nauto\nnever\n");
-    BOOST_TEST(complete("muxkit pipe-test fi").find("fifo") != std::string::npos);
+    {
+        std::string fifo = complete("muxkit pipe-test fi");
+        BOOST_TEST(fifo.find("fifo") != std::string::npos, fifo);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(zsh_completes_subcommands_and_option_values) {
@@ -175,7 +178,9 @@ BOOST_AUTO_TEST_CASE(install_puts_every_file_in_place_and_find_package_works) {
                                                         "target_link_libraries(consumer PRIVATE muxkit::muxkit)\n";
     std::ofstream(consumer.path + "/main.cpp") << "#include <muxkit/units.hpp>\n#include <cstdio>\n"
                                                   "int main() { std::printf(\"%llu\\n\", (unsigned long long)muxkit::parse_size(\"4K\")); }\n";
-    RunResult build = sh(fmt::format("cmake -S {0} -B {0}/build -DCMAKE_PREFIX_PATH={1} >/dev/null 2>&1 && "
+    // The generator the project itself builds with (./dev installs ninja, not make); every step's
+    // output is kept so a failure says why.
+    RunResult build = sh(fmt::format("cmake -S {0} -B {0}/build -G Ninja -DCMAKE_PREFIX_PATH={1} 2>&1 && "
                                      "cmake --build {0}/build 2>&1 && LD_LIBRARY_PATH={1}/lib {0}/build/consumer",
                                      consumer.path, prefix.path),
                          180s);
