@@ -48,7 +48,7 @@ _muxkit() {
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --no-verify --max-failures --max-p99 -i --interactive --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --no-verify --max-failures --max-p99 -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     fd-watch)

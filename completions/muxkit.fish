@@ -40,6 +40,7 @@ complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -l no-verify -
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -l max-failures -x -d 'failed connections/messages tolerated before exit 1'
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -l max-p99 -x -d 'exit 1 if the p99 round trip exceeds DUR'
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -s i -l interactive -d 'send each line of stdin, print the echo'
+complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -l allow-interrupt -d 'a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)'
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -l json -d 'write JSON Lines to stdout: one object per event, then a summary'
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -s v -l verbose -d 'more detail (repeatable)'
 complete -c muxkit -n '__fish_seen_subcommand_from multi-connect' -s q -l quiet -d 'less detail (repeatable)'

@@ -43,7 +43,58 @@ void fill_pattern(std::uint32_t conn, std::uint64_t seq, std::size_t offset, cha
 
 namespace {
 constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::int64_t kMaxDrain = 2'000'000'000;
 }  // namespace
+
+std::string_view failure_kind_name(LoadFailure::Kind k) noexcept {
+    switch (k) {
+    case LoadFailure::Kind::connect: return "connect";
+    case LoadFailure::Kind::send: return "send";
+    case LoadFailure::Kind::receive: return "receive";
+    case LoadFailure::Kind::closed: return "closed";
+    case LoadFailure::Kind::timeout: return "timeout";
+    case LoadFailure::Kind::mismatch: return "verify";
+    }
+    return "?";
+}
+
+void LoadStats::note_failure(const LoadFailure& f) {
+    if (!first_failure) {
+        first_failure = f;
+        return;
+    }
+    if (f.kind != first_failure->kind || f.err != first_failure->err) failures_alike = false;
+}
+
+void LoadStats::merge(const LoadStats& part) {
+    requested += part.requested;
+    established += part.established;
+    failed += part.failed;
+    completed += part.completed;
+    sent += part.sent;
+    received += part.received;
+    verify_failures += part.verify_failures;
+    timeouts += part.timeouts;
+    lost += part.lost;
+    in_flight += part.in_flight;
+    bytes_sent += part.bytes_sent;
+    bytes_received += part.bytes_received;
+    failed_connect += part.failed_connect;
+    failed_send += part.failed_send;
+    failed_receive += part.failed_receive;
+    errors.merge(part.errors);
+    unexpected_eof += part.unexpected_eof;
+    connect_ns.merge(part.connect_ns);
+    rtt_ns.merge(part.rtt_ns);
+    duration_s = std::max(duration_s, part.duration_s);
+    interrupted = interrupted || part.interrupted;
+    if (part.first_failure) {
+        if (!first_failure) first_failure = part.first_failure;
+        else if (part.first_failure->kind != first_failure->kind || part.first_failure->err != first_failure->err)
+            failures_alike = false;
+    }
+    failures_alike = failures_alike && part.failures_alike;
+}
 
 namespace detail {
 
@@ -72,6 +123,7 @@ LoadStats LoadRun::run() {
     while (!finished_) {
         wait_and_dispatch(next_deadline());
         if (SignalPipe::stop_requested()) finished_ = true;  // another thread may have emptied the pipe
+        if (finished_) break;
         const std::int64_t now = now_ns();
         start_due_connections(now);
         if (cfg_.rate) issue_due_messages(now);
@@ -92,19 +144,43 @@ LoadStats LoadRun::run() {
         if (end_ && now >= *end_) break;
         if (started_ == conns_.size() && active_ == 0) break;
     }
-    const std::int64_t stop = now_ns();
-    for (auto& c : conns_) {
-        if (c.state == ConnState::open) total_.in_flight += c.in_flight();
+    // A stop signal before the last message or the end of --duration cuts the run short.
+    total_.interrupted = finished_ && !(started_ == conns_.size() && active_ == 0) && !(end_ && now_ns() >= *end_);
+    for (auto& c : conns_)
         if (c.state == ConnState::connecting) {
             // Still connecting when the run ended: neither established nor failed by the server.
+            total_.errors.add(ETIMEDOUT);
             ++total_.failed;
             ++total_.failed_connect;
-            total_.errors.add(ETIMEDOUT);
+            close(c);
         }
-        if (c.state == ConnState::open || c.state == ConnState::connecting) close(c);
-    }
+    const std::int64_t stop = now_ns();
+    drain();
+    for (auto& c : conns_)
+        if (c.live()) {
+            total_.in_flight += c.in_flight();
+            close(c);
+        }
     finish();
     return snapshot(stop);
+}
+
+// The run is over: no new message is sent; each connection shuts down its write side and takes
+// the echoes still on their way (for --reply-timeout, 2 s at the most, so a stop stays prompt),
+// so the server sees a clean close and no reset, and what came back in time counts as received.
+void LoadRun::drain() {
+    draining_ = true;
+    for (auto& c : conns_) {
+        if (c.state != ConnState::open) continue;
+        if (c.in_flight() == 0) {
+            close(c);
+            continue;
+        }
+        c.state = ConnState::draining;
+        half_close(c);
+    }
+    const std::int64_t deadline = now_ns() + std::min<std::int64_t>(cfg_.reply_timeout.count(), kMaxDrain);
+    while (active_ > 0 && now_ns() < deadline) wait_and_dispatch(deadline);
 }
 
 void LoadRun::on_signal() {
@@ -179,6 +255,10 @@ void LoadRun::begin_connect(LoadConn& c, std::int64_t now) {
 }
 
 void LoadRun::established(LoadConn& c, std::int64_t now) {
+    if (draining_) {  // the run ended while the connect was on its way
+        close(c);
+        return;
+    }
     c.state = ConnState::open;
     ++total_.established;
     total_.connect_ns.record(static_cast<std::uint64_t>(now - c.connect_start));
@@ -197,13 +277,17 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
         if (expected_now == 0) {
             ++total_.verify_failures;  // the server sent bytes nobody asked for
             ++interval_.verify_failures;
+            mismatch(c, data, n);
             close(c);
             return false;
         }
         std::size_t k = std::min({n, want, expected_now});
         if (cfg_.verify && !c.recv_bad) {
             expected(c, c.recv_seq, c.recv_off, ebuf_.data(), k);
-            if (std::memcmp(ebuf_.data(), data, k) != 0) c.recv_bad = true;
+            if (std::memcmp(ebuf_.data(), data, k) != 0) {
+                c.recv_bad = true;
+                mismatch(c, data, k);
+            }
         }
         c.recv_off += k;
         data += k;
@@ -226,9 +310,36 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
                 close(c);
                 return false;
             }
+            if (c.state == ConnState::draining && c.in_flight() == 0) {  // every echo is back
+                close(c);
+                return false;
+            }
         }
     }
     return true;
+}
+
+// The first differing byte of the chunk got (which starts at c.recv_off of message c.recv_seq,
+// compared with ebuf_), with excerpts from there.
+void LoadRun::mismatch(const LoadConn& c, const char* got, std::size_t n) {
+    if (total_.first_failure && !observer_.wants_failures()) {
+        total_.note_failure(failure(LoadFailure::Kind::mismatch, c));
+        return;
+    }
+    LoadFailure f = failure(LoadFailure::Kind::mismatch, c);
+    const bool extra = c.recv_seq >= c.send_seq && c.send_off <= c.recv_off;  // nothing was due
+    std::size_t i = 0;
+    if (!extra)
+        while (i < n && got[i] == ebuf_[i]) ++i;
+    f.offset = c.recv_off + i;
+    const std::size_t len = std::min(LoadFailure::kExcerpt, n - std::min(i, n));
+    f.received.assign(got + i, len);
+    if (!extra) {
+        const std::size_t want = std::min(LoadFailure::kExcerpt, size_ - f.offset);
+        f.expected.resize(want);
+        expected(c, c.recv_seq, f.offset, f.expected.data(), want);
+    }
+    report(std::move(f));
 }
 
 void LoadRun::expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
@@ -237,6 +348,7 @@ void LoadRun::expected(const LoadConn& c, std::uint64_t seq, std::size_t off, ch
 }
 
 std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap) {
+    if (draining_) return 0;  // the write side is shut down, even mid-message
     std::size_t len = 0, off = c.send_off;
     std::uint64_t seq = c.send_seq;
     while (len < cap) {
@@ -275,28 +387,72 @@ void LoadRun::bytes_sent(LoadConn& c, std::size_t n) {
     }
 }
 
-bool LoadRun::stopping() const noexcept { return finished_ || (end_ && now_ns() >= *end_); }
+bool LoadRun::stopping() const noexcept { return finished_ || draining_ || (end_ && now_ns() >= *end_); }
 
 void LoadRun::scan_timeouts(std::int64_t now) {
     for (auto& c : conns_) {
         if (c.state == ConnState::connecting && now - c.connect_start >= cfg_.connect_timeout.count()) {
-            fail(c, ETIMEDOUT, total_.failed_connect);
+            fail(c, Phase::connect, ETIMEDOUT);
         } else if (c.state == ConnState::open && c.in_flight() > 0 && now - c.last_progress >= cfg_.reply_timeout.count()) {
-            total_.timeouts += c.in_flight();
-            interval_.timeouts += c.in_flight();
-            c.send_seq = c.recv_seq;  // those messages are counted as timeouts, not lost
+            // Each message in flight is one timeout; the connection closed for it is not a
+            // failure of its own.
+            const std::uint64_t n = c.in_flight();
+            total_.timeouts += n;
+            interval_.timeouts += n;
+            LoadFailure f = failure(LoadFailure::Kind::timeout, c);
+            f.messages = n;
+            report(std::move(f));
+            c.send_seq = c.recv_seq;
             c.send_off = 0;
-            fail(c, 0, total_.failed_receive, /*count_phase=*/false);
+            close(c);
         }
     }
 }
 
-void LoadRun::fail(LoadConn& c, int err, std::uint64_t& phase, bool count_phase) {
+void LoadRun::fail(LoadConn& c, Phase phase, int err) {
+    if (c.state == ConnState::done) return;
     if (err) total_.errors.add(err);
-    if (count_phase) ++phase;
+    switch (phase) {
+    case Phase::connect: ++total_.failed_connect; break;
+    case Phase::send: ++total_.failed_send; break;
+    case Phase::receive: ++total_.failed_receive; break;
+    }
     ++total_.failed;
-    total_.lost += c.state == ConnState::open ? c.in_flight() : 0;
+    const bool open = c.live();
+    total_.lost += open ? c.in_flight() : 0;
+    LoadFailure f = failure(phase == Phase::connect ? LoadFailure::Kind::connect
+                            : phase == Phase::send  ? LoadFailure::Kind::send
+                            : err                   ? LoadFailure::Kind::receive
+                                                    : LoadFailure::Kind::closed,
+                            c);
+    f.err = err;
+    report(std::move(f));
     close(c);
+}
+
+void LoadRun::peer_closed(LoadConn& c) {
+    if (c.state == ConnState::draining) {  // the server echoed what it had and closed
+        total_.in_flight += c.in_flight();
+        c.send_seq = c.recv_seq;
+        c.send_off = 0;
+        close(c);
+        return;
+    }
+    ++total_.unexpected_eof;
+    fail(c, Phase::receive, 0);
+}
+
+LoadFailure LoadRun::failure(LoadFailure::Kind kind, const LoadConn& c) const {
+    LoadFailure f;
+    f.kind = kind;
+    f.connection = slice_.first + c.index;
+    f.message = c.recv_seq;
+    return f;
+}
+
+void LoadRun::report(LoadFailure f) {
+    total_.note_failure(f);
+    if (observer_.wants_failures()) observer_.on_failure(f);
 }
 
 void LoadRun::close(LoadConn& c) {
@@ -336,7 +492,7 @@ private:
     void open(LoadConn& c, std::int64_t now) override {
         Connecting r = connect_nonblocking(endpoint_);
         if (r.err) {
-            fail(c, r.err, total_.failed_connect);
+            fail(c, Phase::connect, r.err);
             return;
         }
         c.fd = std::move(r.fd);
@@ -365,14 +521,14 @@ private:
         if (c.state == ConnState::connecting) {
             int err = socket_error(c.fd.get());
             if (err) {
-                fail(c, err, total_.failed_connect);
+                fail(c, Phase::connect, err);
                 return;
             }
             loop_->modify(c.fd.get(), kReadable);
             established(c, now);
             return;
         }
-        if (c.state != ConnState::open) return;
+        if (!c.live()) return;
         if (ev.events & (kReadable | kHangup | kError)) {
             if (!on_readable(c, now)) return;
         }
@@ -389,16 +545,15 @@ private:
                 continue;
             }
             if (r.n == 0) {
-                ++total_.unexpected_eof;
-                fail(c, 0, total_.failed_receive);
+                peer_closed(c);
                 return false;
             }
             if (r.would_block()) break;
-            fail(c, r.err, total_.failed_receive);
+            fail(c, Phase::receive, r.err);
             return false;
         }
-        pump(c, now);
-        return c.state == ConnState::open;
+        if (c.state == ConnState::open) pump(c, now);
+        return c.live();
     }
 
     void pump(LoadConn& c, std::int64_t now) override {
@@ -411,7 +566,7 @@ private:
                     set_want_write(c, true);
                     return;
                 }
-                fail(c, w.err, total_.failed_send);
+                fail(c, Phase::send, w.err);
                 return;
             }
             bytes_sent(c, static_cast<std::size_t>(w.n));
@@ -427,6 +582,11 @@ private:
         if (c.want_write == on) return;
         c.want_write = on;
         loop_->modify(c.fd.get(), on ? (kReadable | kWritable) : kReadable);
+    }
+
+    void half_close(LoadConn& c) override {
+        set_want_write(c, false);
+        ::shutdown(c.fd.get(), SHUT_WR);
     }
 
     void release(LoadConn& c) override {
@@ -450,29 +610,6 @@ std::unique_ptr<LoadRun> make_readiness_load(const LoadConfig& config, LoadObser
 }  // namespace detail
 
 namespace {
-
-void merge_into(LoadStats& into, const LoadStats& part) {
-    into.requested += part.requested;
-    into.established += part.established;
-    into.failed += part.failed;
-    into.completed += part.completed;
-    into.sent += part.sent;
-    into.received += part.received;
-    into.verify_failures += part.verify_failures;
-    into.timeouts += part.timeouts;
-    into.lost += part.lost;
-    into.in_flight += part.in_flight;
-    into.bytes_sent += part.bytes_sent;
-    into.bytes_received += part.bytes_received;
-    into.failed_connect += part.failed_connect;
-    into.failed_send += part.failed_send;
-    into.failed_receive += part.failed_receive;
-    into.errors.merge(part.errors);
-    into.unexpected_eof += part.unexpected_eof;
-    into.connect_ns.merge(part.connect_ns);
-    into.rtt_ns.merge(part.rtt_ns);
-    into.duration_s = std::max(into.duration_s, part.duration_s);
-}
 
 // Several threads report to one observer: the k-th interval of every thread is merged into one
 // line (in order), progress is the sum of each thread's latest totals.
@@ -499,6 +636,8 @@ private:
         Port(MergingObserver& m, std::size_t i) : merger(m), index(i) {}
         void on_interval(const LoadStats& s, double t) override { merger.interval(index, s, t); }
         void on_progress(const LoadStats& s) override { merger.progress(index, s); }
+        bool wants_failures() const override { return merger.out_.wants_failures(); }
+        void on_failure(const LoadFailure& f) override { merger.failure(f); }
         MergingObserver& merger;
         std::size_t index;
     };
@@ -506,7 +645,7 @@ private:
     void interval(std::size_t i, const LoadStats& s, double t) {
         std::lock_guard lock(mutex_);
         Slot& slot = pending_[next_k_[i]++];
-        merge_into(slot.stats, s);
+        slot.stats.merge(s);
         slot.stats.duration_s = s.duration_s;
         slot.t_end = std::max(slot.t_end, t);
         if (++slot.reported < latest_.size()) return;
@@ -516,11 +655,16 @@ private:
         }
     }
 
+    void failure(const LoadFailure& f) {
+        std::lock_guard lock(mutex_);
+        out_.on_failure(f);
+    }
+
     void progress(std::size_t i, const LoadStats& s) {
         std::lock_guard lock(mutex_);
         latest_[i] = s;
         LoadStats sum;
-        for (const auto& l : latest_) merge_into(sum, l);
+        for (const auto& l : latest_) sum.merge(l);
         out_.on_progress(sum);
     }
 
@@ -600,7 +744,7 @@ LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
         if (e) std::rethrow_exception(e);
     merged.flush();
     LoadStats total;
-    for (const auto& p : parts) merge_into(total, p);
+    for (const auto& p : parts) total.merge(p);
     return total;
 }
 
@@ -610,15 +754,18 @@ InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, 
     SignalPipe& signals = SignalPipe::install();
     Endpoint ep = resolve(target, false).front();
     Connecting c = connect_nonblocking(ep);
-    if (c.err) throw SystemError(c.err, "cannot connect to " + ep.to_string());
+    if (c.err) {
+        result.connect_err = c.err;
+        return result;
+    }
     int sock = c.fd.get();
     if (c.in_progress) {
         pollfd p{sock, POLLOUT, 0};
         int rc;
         do rc = ::poll(&p, 1, static_cast<int>(connect_timeout.count() / 1'000'000));
         while (rc < 0 && errno == EINTR && !SignalPipe::stop_requested());
-        if (rc == 0) throw SystemError(ETIMEDOUT, "cannot connect to " + ep.to_string());
-        if (int err = socket_error(sock)) throw SystemError(err, "cannot connect to " + ep.to_string());
+        result.connect_err = rc == 0 ? ETIMEDOUT : socket_error(sock);
+        if (result.connect_err) return result;
     }
     std::vector<char> pending;  // stdin bytes the socket has not taken yet
     std::size_t pending_off = 0;

@@ -37,21 +37,52 @@ struct LoadConfig {
     bool verify = true;
 };
 
+// One failed connection or message: what -v reports, and the sample a hint is made from.
+struct LoadFailure {
+    enum class Kind : std::uint8_t {
+        connect,   // the connect was refused, failed or timed out (err)
+        send,      // a send failed (err)
+        receive,   // a receive failed, e.g. reset (err)
+        closed,    // the server closed while echoes were due
+        timeout,   // no reply within --reply-timeout
+        mismatch,  // the reply differs from what was sent (offset, excerpts)
+    };
+    static constexpr std::size_t kExcerpt = 16;  // bytes of expected and received kept from offset
+
+    Kind kind = Kind::connect;
+    std::uint64_t connection = 0;  // index in the whole load
+    std::uint64_t message = 0;     // sequence number on that connection (timeout, mismatch)
+    std::uint64_t messages = 1;    // timeout: messages in flight that timed out together
+    int err = 0;
+    std::size_t offset = 0;  // mismatch: first byte of the message that differs
+    std::string expected, received;
+};
+
+std::string_view failure_kind_name(LoadFailure::Kind k) noexcept;
+
 struct LoadStats {
     std::uint64_t requested = 0, established = 0, failed = 0, completed = 0;
     std::uint64_t sent = 0, received = 0, verify_failures = 0, timeouts = 0, lost = 0, in_flight = 0;
     std::uint64_t bytes_sent = 0, bytes_received = 0;
-    // Failures by phase.
+    // Connections that failed, by phase (a reply timeout is counted in timeouts, not here).
     std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
     ErrorCounts errors;
     std::uint64_t unexpected_eof = 0;  // the server closed while messages were due
     Histogram connect_ns, rtt_ns;
     double duration_s = 0;
+    bool interrupted = false;  // a stop signal ended the run before its -n or --duration was done
+    // The first failure, and whether every later one was of the same kind and errno.
+    std::optional<LoadFailure> first_failure;
+    bool failures_alike = true;
 
-    // Everything that counts against --max-failures.
+    // Everything that counts against --max-failures; each failure counts once.
     std::uint64_t failures() const noexcept { return failed + verify_failures + timeouts; }
+    void note_failure(const LoadFailure& f);
+    void merge(const LoadStats& part);  // sums counts and histograms; the longest duration
 };
 
+// Called from the thread of the load loop that saw it; with --threads, from several threads, one
+// at a time.
 class LoadObserver {
 public:
     virtual ~LoadObserver() = default;
@@ -59,6 +90,9 @@ public:
     virtual void on_interval(const LoadStats& interval, double t_end_s) { (void)interval, (void)t_end_s; }
     // About once a second: the totals so far (for a progress line).
     virtual void on_progress(const LoadStats& total) { (void)total; }
+    // Each failure as it happens, when wants_failures() (excerpts are only made then).
+    virtual bool wants_failures() const { return false; }
+    virtual void on_failure(const LoadFailure& failure) { (void)failure; }
 };
 
 // The default pattern: byte offset of message seq on connection conn (what the echo must carry).
@@ -71,9 +105,11 @@ LoadStats run_load(const LoadConfig& config, LoadObserver& observer);
 struct InteractiveResult {
     std::uint64_t bytes_sent = 0, bytes_received = 0;
     bool complete = false;  // every byte sent came back before the server closed
+    int connect_err = 0;    // the connect failed (nothing was sent)
 };
 // Sends what arrives on in_fd, writes the echo to out_fd; at EOF on in_fd half-closes and waits
-// for the rest of the echo (at most reply_timeout of silence).
+// for the rest of the echo (at most reply_timeout of silence). A failed connect is a result
+// (connect_err), like a failed connection of run_load.
 InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, Duration connect_timeout,
                                   Duration reply_timeout);
 

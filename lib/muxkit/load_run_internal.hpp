@@ -15,7 +15,10 @@
 
 namespace muxkit::detail {
 
-enum class ConnState : std::uint8_t { waiting, connecting, open, done };
+enum class ConnState : std::uint8_t { waiting, connecting, open, draining, done };
+
+// Where a connection failed, for failures_by_phase.
+enum class Phase : std::uint8_t { connect, send, receive };
 
 struct LoadConn {
     Fd fd;
@@ -38,6 +41,7 @@ struct LoadConn {
     bool sending = false, receiving = false, connecting_op = false;
 
     std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
+    bool live() const noexcept { return state == ConnState::open || state == ConnState::draining; }  // still receiving
     bool busy() const noexcept { return sending || receiving || connecting_op; }
 };
 
@@ -63,6 +67,9 @@ protected:
     virtual void open(LoadConn& c, std::int64_t now) = 0;
     virtual void pump(LoadConn& c, std::int64_t now) = 0;  // sends what is due
     virtual void release(LoadConn& c) = 0;                // stops watching c and closes its socket
+    // The run is over: shut down c's write side (at once, or once a send in flight ends) and
+    // keep receiving what is still on its way.
+    virtual void half_close(LoadConn& c) = 0;
     virtual void finish() {}                              // after the last connection is closed
 
     // ---- the shared logic
@@ -73,7 +80,10 @@ protected:
     // the messages started; 0 when nothing is due.
     std::size_t next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap);
     void bytes_sent(LoadConn& c, std::size_t n);  // the socket took n of them
-    void fail(LoadConn& c, int err, std::uint64_t& phase, bool count_phase = true);
+    // c failed in phase (err 0: the server closed it); counted once, then closed.
+    void fail(LoadConn& c, Phase phase, int err);
+    // The server closed c: a failure while echoes are due, the normal end while draining.
+    void peer_closed(LoadConn& c);
     void close(LoadConn& c);
     bool stopping() const noexcept;
     void on_signal();
@@ -100,6 +110,10 @@ private:
     void begin_connect(LoadConn& c, std::int64_t now);
     void issue_due_messages(std::int64_t now);
     void scan_timeouts(std::int64_t now);
+    void drain();
+    LoadFailure failure(LoadFailure::Kind kind, const LoadConn& c) const;
+    void report(LoadFailure f);
+    void mismatch(const LoadConn& c, const char* got, std::size_t n);
     void expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
     LoadStats snapshot(std::int64_t now);
 
@@ -107,6 +121,7 @@ private:
     std::int64_t start_ = 0, next_scan_ = 0, next_progress_ = 0;
     std::optional<std::int64_t> end_, next_interval_;
     std::uint64_t started_ = 0, active_ = 0, issued_ = 0;
+    bool draining_ = false;
 };
 
 std::unique_ptr<LoadRun> make_readiness_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);

@@ -48,7 +48,7 @@ private:
             std::vector<std::uint32_t> again;
             again.swap(starved_);
             for (auto i : again)
-                if (conns_[i].state == ConnState::open && !conns_[i].receiving) arm_recv(conns_[i]);
+                if (conns_[i].live() && !conns_[i].receiving) arm_recv(conns_[i]);
         }
         ring_->submit_and_wait(deadline);
         const std::int64_t now = now_ns();
@@ -77,7 +77,7 @@ private:
     void open(LoadConn& c, std::int64_t) override {
         Fd fd(::socket(endpoint_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd) {
-            fail(c, errno, total_.failed_connect);
+            fail(c, Phase::connect, errno);
             return;
         }
         set_nodelay(fd.get());
@@ -92,7 +92,7 @@ private:
         c.connecting_op = false;
         if (c.state != ConnState::connecting) return;
         if (res < 0) {
-            fail(c, -res, total_.failed_connect);
+            fail(c, Phase::connect, -res);
             return;
         }
         c.out = std::make_unique<char[]>(out_size_);
@@ -116,12 +116,17 @@ private:
 
     void on_send(LoadConn& c, int res, std::int64_t now) {
         c.sending = false;
-        if (c.state != ConnState::open) return;
+        if (!c.live()) return;
         if (res < 0) {
-            fail(c, -res, total_.failed_send);
+            fail(c, Phase::send, -res);
             return;
         }
-        pump(c, now);
+        if (c.state == ConnState::draining) ::shutdown(c.fd.get(), SHUT_WR);  // the send it waited for is done
+        else pump(c, now);
+    }
+
+    void half_close(LoadConn& c) override {
+        if (!c.sending) ::shutdown(c.fd.get(), SHUT_WR);
     }
 
     // ---- receiving into the ring's buffers
@@ -141,23 +146,22 @@ private:
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
             bufs_->taken();
-            const bool open = c.state == ConnState::open && consume(c, bufs_->buffer(bid), static_cast<std::size_t>(res), now);
+            const bool open = c.live() && consume(c, bufs_->buffer(bid), static_cast<std::size_t>(res), now);
             bufs_->give_back(bid);
-            if (open) pump(c, now);  // the echo made room in the pipeline
-        } else if (c.state == ConnState::open) {
+            if (open && c.state == ConnState::open) pump(c, now);  // the echo made room in the pipeline
+        } else if (c.live()) {
             if (res == 0) {
-                ++total_.unexpected_eof;
-                fail(c, 0, total_.failed_receive);
+                peer_closed(c);
             } else if (res == -ENOBUFS) {
                 starved_.push_back(c.index);  // every buffer is in use: wait for one
                 return;
             } else if (res == -EINVAL && multishot_) {
                 multishot_ = false;  // no multishot on this kernel
             } else {
-                fail(c, -res, total_.failed_receive);
+                fail(c, Phase::receive, -res);
             }
         }
-        if (c.state == ConnState::open && !c.receiving) arm_recv(c);
+        if (c.live() && !c.receiving) arm_recv(c);
     }
 
     // Operations still in flight end at once once the socket is shut down; the last completion

@@ -186,6 +186,24 @@ RunResult run_muxkit(std::vector<std::string> args, SpawnOptions opts, std::chro
     return c.wait(timeout);
 }
 
+Peer::Peer(std::vector<std::string> args) : child_(std::move(args), stdin_kept_open(), false) {
+    for (int i = 0; i < 5 && address_.empty(); ++i) {
+        std::string line = child_.read_line(20s);
+        auto at = line.find("port ");
+        if (at == std::string::npos) continue;
+        address_ = "127.0.0.1:" + std::to_string(std::stoi(line.substr(at + 5)));
+    }
+    BOOST_REQUIRE_MESSAGE(!address_.empty(), "the peer named no port");
+}
+
+Peer python_peer(const std::string& mode, std::size_t n) {
+    return Peer({"/usr/bin/env", "python3", MUXKIT_SOURCE_DIR "/tests/support/peer_server.py", mode, std::to_string(n)});
+}
+
+Peer http_server(const std::string& dir) {
+    return Peer({"/usr/bin/env", "python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, "0"});
+}
+
 EchoServer::EchoServer(std::vector<std::string> extra_args, SpawnOptions opts, int listeners)
     : child_([&] {
           std::vector<std::string> args = {"echo-server", "--json"};

@@ -35,6 +35,18 @@ struct SpawnOptions {
     std::vector<int> inherit_fds;        // descriptors to keep open in the child (same numbers)
 };
 
+inline SpawnOptions with_stdin(std::string data) {
+    SpawnOptions o;
+    o.stdin_data = std::move(data);
+    return o;
+}
+
+inline SpawnOptions stdin_kept_open() {
+    SpawnOptions o;
+    o.keep_stdin_open = true;
+    return o;
+}
+
 // A running muxkit (or other program) with its stdout and stderr piped back.
 class Child {
 public:
@@ -83,6 +95,25 @@ private:
     std::vector<std::uint16_t> ports_;
     std::vector<std::string> addresses_;
 };
+
+// A peer program that is not muxkit (a Python server, nc, ...), run with its stdin kept open and
+// killed by its PID when the test ends. The address is read from its first stdout line that has
+// "port N" in it.
+class Peer {
+public:
+    explicit Peer(std::vector<std::string> args);
+    const std::string& address() const { return address_; }  // 127.0.0.1:PORT
+    Child& process() { return child_; }
+
+private:
+    Child child_;
+    std::string address_;
+};
+
+// tests/support/peer_server.py MODE [N]: silent, backlog, close-after N, reset-after N, wrong.
+Peer python_peer(const std::string& mode, std::size_t n = 0);
+// python3 -m http.server on 127.0.0.1, serving DIR.
+Peer http_server(const std::string& dir);
 
 // The variants, plus the io_uring ones where this kernel allows io_uring; the case
 // io_uring_is_tested_or_refused_clearly says why when it does not.

@@ -24,6 +24,26 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
         ->capture_default_str();
 }
 
+std::string printable(std::string_view data) {
+    std::string out;
+    out.reserve(data.size());
+    for (unsigned char c : data) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\\') out += "\\\\";
+        else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out;
+}
+
+std::string hex(std::string_view data) {
+    std::string out;
+    out.reserve(data.size() * 2);
+    for (unsigned char c : data) out += fmt::format("{:02x}", c);
+    return out;
+}
+
 bool use_color(std::string_view mode, std::FILE* stream) {
     if (mode == "always") return true;
     if (mode == "never") return false;

@@ -46,6 +46,12 @@ private:
     bool color_;
 };
 
+// Control characters, backslashes and bytes past ASCII as escapes (\n, \t, \\, \xHH), so bytes a
+// peer chose can never drive the terminal.
+std::string printable(std::string_view data);
+// Bytes as lower-case hex digits, two per byte.
+std::string hex(std::string_view data);
+
 // Whether to colour a stream: --color always|never|auto (a terminal, and NO_COLOR unset).
 bool use_color(std::string_view mode, std::FILE* stream);
 

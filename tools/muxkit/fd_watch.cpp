@@ -37,19 +37,6 @@ Show parse_show(const std::string& text) {
     throw UsageError(fmt::format("invalid --show '{}': expected none, size, text or hex", text));
 }
 
-// Control characters and invalid bytes as escapes, so data read can never drive the terminal.
-std::string printable(const std::string& data) {
-    std::string out;
-    for (unsigned char c : data) {
-        if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\\') out += "\\\\";
-        else if (c < 0x20 || c == 0x7f || c >= 0x80) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out;
-}
-
 class Printer : public WatchObserver {
 public:
     Printer(Output& out, Show show) : out_(out), show_(show) {}

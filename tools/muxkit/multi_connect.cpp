@@ -1,5 +1,8 @@
 // muxkit multi-connect: options in, the library's load client, the report out.
+#include <cstring>
 #include <fstream>
+#include <optional>
+#include <vector>
 #include <iterator>
 
 #include <unistd.h>
@@ -21,7 +24,7 @@ struct MultiConnectOptions {
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
     unsigned threads = 1;
-    bool no_verify = false, interactive = false;
+    bool no_verify = false, interactive = false, allow_interrupt = false;
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr;
     CommonOptions common;
 };
@@ -42,9 +45,43 @@ Json latency_json(const Histogram& h, bool with_p999) {
 
 double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
 
+Json failure_json(const LoadFailure& f) {
+    Json j = {{"type", "failure"}, {"connection", f.connection}, {"phase", failure_kind_name(f.kind)}};
+    if (f.err) j["error"] = errno_name(f.err);
+    if (f.kind == LoadFailure::Kind::timeout || f.kind == LoadFailure::Kind::mismatch) j["message"] = f.message;
+    if (f.kind == LoadFailure::Kind::timeout) j["messages"] = f.messages;
+    if (f.kind == LoadFailure::Kind::mismatch) {
+        j["offset"] = f.offset;
+        j["expected_hex"] = hex(f.expected);
+        j["received_hex"] = hex(f.received);
+        j["expected_text"] = printable(f.expected);
+        j["received_text"] = printable(f.received);
+    }
+    return j;
+}
+
+std::string failure_text(const LoadFailure& f, const LoadConfig& config) {
+    std::string line = fmt::format("failure connection={} phase={}", f.connection, failure_kind_name(f.kind));
+    switch (f.kind) {
+    case LoadFailure::Kind::connect:
+    case LoadFailure::Kind::send:
+    case LoadFailure::Kind::receive: line += fmt::format(" error={} ({})", errno_name(f.err), std::strerror(f.err)); break;
+    case LoadFailure::Kind::closed: line += " the server closed the connection while echoes were due"; break;
+    case LoadFailure::Kind::timeout:
+        line += fmt::format(" message={} no reply within {} ({} in flight)", f.message, format_duration(config.reply_timeout),
+                            f.messages);
+        break;
+    case LoadFailure::Kind::mismatch:
+        line += fmt::format(" message={} offset={} expected='{}' received='{}'", f.message, f.offset, printable(f.expected),
+                            printable(f.received));
+        break;
+    }
+    return line;
+}
+
 class Reporter : public LoadObserver {
 public:
-    Reporter(Output& out, bool progress) : out_(out), progress_(progress) {}
+    Reporter(Output& out, const LoadConfig& config, bool progress) : out_(out), config_(config), progress_(progress) {}
     ~Reporter() override { clear_progress(); }
     void on_interval(const LoadStats& s, double t) override {
         clear_progress();
@@ -66,6 +103,11 @@ public:
                    s.requested, s.received, s.failures());
         shown_ = true;
     }
+    bool wants_failures() const override { return out_.verbosity() > 0; }
+    void on_failure(const LoadFailure& f) override {
+        clear_progress();
+        out_.event(failure_json(f), failure_text(f, config_));
+    }
     void clear_progress() {
         if (shown_) fmt::print(stderr, "\r\x1b[K");
         shown_ = false;
@@ -73,6 +115,7 @@ public:
 
 private:
     Output& out_;
+    const LoadConfig& config_;
     bool progress_;
     bool shown_ = false;
 };
@@ -84,12 +127,67 @@ std::string read_payload(const std::string& spec) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// The textbook echo client: stdout carries exactly the echoed bytes, so it has no JSON; a failed
+// connect or an incomplete echo fails the check (exit 1), as in load mode.
 int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& config) {
+    if (o.common.json) throw UsageError("--interactive writes the echoed bytes to stdout and has no --json");
     InteractiveResult r = run_interactive(config.target, 0, 1, config.connect_timeout, config.reply_timeout);
-    if (o.common.verbosity() > 0)
-        fmt::print(stderr, "muxkit multi-connect: sent {} bytes, received {} bytes{}\n", r.bytes_sent, r.bytes_received,
-                   r.complete ? "" : " (echo incomplete)");
+    if (r.connect_err) {
+        if (o.common.verbosity() >= 0)
+            fmt::print(stderr, "muxkit multi-connect: cannot connect to {}: {}\n", config.target.to_string(), std::strerror(r.connect_err));
+        return kCheckFailed;
+    }
+    if (!r.complete && o.common.verbosity() >= 0)
+        fmt::print(stderr, "muxkit multi-connect: {}: sent {} bytes, received {}\n",
+                   r.bytes_received < r.bytes_sent ? "echo incomplete" : "not an echo", r.bytes_sent, r.bytes_received);
+    else if (o.common.verbosity() > 0)
+        fmt::print(stderr, "muxkit multi-connect: sent {} bytes, received {} bytes\n", r.bytes_sent, r.bytes_received);
     return r.complete ? kOk : kCheckFailed;
+}
+
+// Why the check failed, each reason once; empty when it passed.
+std::vector<std::string> check_reasons(const LoadStats& s, std::uint64_t max_failures, std::optional<Duration> max_p99,
+                                       bool allow_interrupt) {
+    std::vector<std::string> reasons;
+    if (s.interrupted && !allow_interrupt) reasons.push_back("interrupted before the run was complete");
+    if (s.established == 0) reasons.push_back("no connection established");
+    if (s.failures() > max_failures)
+        reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), max_failures));
+    if (max_p99) {
+        if (s.rtt_ns.count() == 0) reasons.push_back("p99 not measured");
+        else if (s.rtt_ns.percentile(99) > static_cast<std::uint64_t>(max_p99->count()))
+            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", s.rtt_ns.percentile(99) / 1000.0,
+                                          static_cast<double>(max_p99->count()) / 1000.0));
+    }
+    return reasons;
+}
+
+// One line that explains a run in which every failure was alike and nothing got through.
+std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
+    if (!s.first_failure || !s.failures_alike) return std::nullopt;
+    const LoadFailure& f = *s.first_failure;
+    const std::string target = config.target.to_string();
+    switch (f.kind) {
+    case LoadFailure::Kind::connect:
+        if (s.established > 0) return std::nullopt;
+        return fmt::format("no connection established: connect to {}: {}{}", target, std::strerror(f.err),
+                           f.err == ECONNREFUSED ? " (is anything listening there?)" : "");
+    case LoadFailure::Kind::timeout:
+        if (s.received > 0) return std::nullopt;
+        return fmt::format("no reply within {}: is {} an echo server?", format_duration(config.reply_timeout), target);
+    case LoadFailure::Kind::mismatch:
+        if (s.verify_failures < s.received) return std::nullopt;
+        return fmt::format("reply differs at byte {}: received '{}', expected '{}': is {} an echo server?", f.offset,
+                           printable(f.received), printable(f.expected), target);
+    case LoadFailure::Kind::closed:
+        if (s.received > 0) return std::nullopt;
+        return fmt::format("the server closed every connection before echoing: is {} an echo server?", target);
+    case LoadFailure::Kind::send:
+    case LoadFailure::Kind::receive:
+        if (s.received > 0) return std::nullopt;
+        return fmt::format("every connection failed with {}", std::strerror(f.err));
+    }
+    return std::nullopt;
 }
 
 int run_multi_connect_command(const MultiConnectOptions& o) {
@@ -134,7 +232,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     if (!o.max_p99.empty()) max_p99 = parse_duration(o.max_p99);
 
     Output out("multi-connect", o.common);
-    Reporter reporter(out, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2));
+    Reporter reporter(out, config, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2));
     LoadStats s = run_load(config, reporter);
     reporter.clear_progress();
 
@@ -144,13 +242,14 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
 
     const double p99_us = static_cast<double>(s.rtt_ns.percentile(99)) / 1000.0;
-    const bool p99_ok = !max_p99 || s.rtt_ns.count() == 0 || s.rtt_ns.percentile(99) <= static_cast<std::uint64_t>(max_p99->count());
-    const bool passed = s.failures() <= max_failures && p99_ok;
+    const std::vector<std::string> reasons = check_reasons(s, max_failures, max_p99, o.allow_interrupt);
+    const bool passed = reasons.empty();
     Json check = {{"passed", passed}, {"failures", s.failures()}, {"max_failures", max_failures}};
     if (max_p99) {
         check["p99_us"] = s.rtt_ns.count() ? Json(p99_us) : Json(nullptr);
         check["max_p99_us"] = static_cast<double>(max_p99->count()) / 1000.0;
     }
+    check["reasons"] = reasons;
     Json summary = {
         {"target", config.target.to_string()},
         {"model", client_model_name(config.model)},
@@ -175,6 +274,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
          {{"messages_per_s", per_second(s.received, s.duration_s)},
           {"bytes_per_s", per_second(s.bytes_received, s.duration_s)}}},
         {"duration_s", s.duration_s},
+        {"interrupted", s.interrupted},
         {"errors", errors},
         {"settings",
          {{"size", config.size},
@@ -186,6 +286,8 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
         {"check", check},
     };
     out.summary(summary);
+    if (!passed && o.common.verbosity() >= 0)
+        if (auto h = hint(s, config)) fmt::print(stderr, "muxkit multi-connect: hint: {}\n", *h);
     return passed ? kOk : kCheckFailed;
 }
 
@@ -217,6 +319,8 @@ Subcommand setup_multi_connect(CLI::App& parent) {
         ->capture_default_str();
     app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip exceeds DUR")->type_name("DUR");
     app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
+    app->add_flag("--allow-interrupt", o->allow_interrupt,
+                  "a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)");
     add_common_options(*app, o->common);
     return {app, [o] { return run_multi_connect_command(*o); }, &o->common};
 }
