@@ -44,6 +44,7 @@ void fill_pattern(std::uint32_t conn, std::uint64_t seq, std::size_t offset, cha
 namespace {
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr std::int64_t kMaxDrain = 2'000'000'000;
+constexpr std::uint64_t kMaxInFlight = 1u << 24;  // 128 MiB of send times
 }  // namespace
 
 std::string_view failure_kind_name(LoadFailure::Kind k) noexcept {
@@ -101,7 +102,8 @@ namespace detail {
 LoadRun::LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice slice)
     : cfg_(config), observer_(observer), signals_(SignalPipe::install()), slice_(slice),
       size_(config.payload.empty() ? config.size : config.payload.size()),
-      limit_(config.duration ? UINT64_MAX : config.messages), conns_(slice.count) {}
+      limit_(config.duration ? UINT64_MAX : config.messages), window_(std::min(config.pipeline, limit_)),
+      conns_(slice.count) {}
 
 LoadStats LoadRun::run() {
     endpoint_ = resolve(cfg_.target, false).front();
@@ -109,7 +111,7 @@ LoadStats LoadRun::run() {
     ebuf_.resize(kChunk);
     for (std::uint32_t i = 0; i < conns_.size(); ++i) {
         conns_[i].index = i;
-        conns_[i].started = std::make_unique<std::int64_t[]>(cfg_.pipeline);
+        conns_[i].started = std::make_unique<std::int64_t[]>(window_);
     }
     total_.requested = conns_.size();
 
@@ -293,7 +295,7 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
         data += k;
         n -= k;
         if (c.recv_off == size_) {
-            auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % cfg_.pipeline]));
+            auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % window_]));
             total_.rtt_ns.record(rtt);
             interval_.rtt_ns.record(rtt);
             ++total_.received;
@@ -353,11 +355,11 @@ std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::s
     std::uint64_t seq = c.send_seq;
     while (len < cap) {
         if (off == 0) {
-            if (stopping() || seq >= limit_ || seq - c.recv_seq >= cfg_.pipeline) break;
+            if (stopping() || seq >= limit_ || seq - c.recv_seq >= window_) break;
             if (cfg_.rate && seq >= due_for(c)) break;
             if (seq == c.send_seq && c.in_flight() == 0) c.last_progress = now;
             // With --rate a round trip counts from when the message was due, not when it left.
-            c.started[seq % cfg_.pipeline] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
+            c.started[seq % window_] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
         }
         std::size_t k = std::min(size_ - off, cap - len);
         expected(c, seq, off, dst + len, k);
@@ -704,6 +706,11 @@ ClientModel parse_client_model(std::string_view text) {
 LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
     if (config.connections == 0) throw UsageError("invalid --connections '0': must be at least 1");
     if (config.pipeline == 0) throw UsageError("invalid --pipeline '0': must be at least 1");
+    // Each message in flight keeps its send time: bound the product before allocating it.
+    const std::uint64_t window = std::min(config.pipeline, config.duration ? UINT64_MAX : config.messages);
+    if (window > kMaxInFlight / config.connections)
+        throw UsageError(fmt::format("-c {} with --pipeline {} is more messages in flight than one run keeps ({} in all)",
+                                     config.connections, config.pipeline, kMaxInFlight));
     if (config.payload.empty() && config.size == 0) throw UsageError("invalid --size '0': must be at least 1 byte");
     if (config.threads == 0) throw UsageError("invalid --threads '0': must be at least 1");
     if (config.model == ClientModel::select && config.connections + 16 > FD_SETSIZE)
@@ -799,7 +806,10 @@ InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, 
             if (r.n > 0) {
                 result.bytes_received += r.n;
                 last_activity = now_ns();
-                if (int err = write_all(out_fd, buf, static_cast<std::size_t>(r.n))) throw SystemError(err, "write to stdout");
+                if (int err = write_all(out_fd, buf, static_cast<std::size_t>(r.n))) {
+                    result.output_err = err;
+                    break;
+                }
             }
         }
         if ((p[1].revents & POLLOUT) && pending_off < pending.size()) {

@@ -106,6 +106,7 @@ struct InteractiveResult {
     std::uint64_t bytes_sent = 0, bytes_received = 0;
     bool complete = false;  // every byte sent came back before the server closed
     int connect_err = 0;    // the connect failed (nothing was sent)
+    int output_err = 0;     // writing the echo to out_fd failed (EPIPE: its reader went away)
 };
 // Sends what arrives on in_fd, writes the echo to out_fd; at EOF on in_fd half-closes and waits
 // for the rest of the echo (at most reply_timeout of silence). A failed connect is a result

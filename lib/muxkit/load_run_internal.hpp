@@ -93,7 +93,8 @@ protected:
     SignalPipe& signals_;
     const LoadSlice slice_;
     const std::size_t size_;
-    const std::uint64_t limit_;  // messages per connection
+    const std::uint64_t limit_;   // messages per connection
+    const std::uint64_t window_;  // messages in flight per connection, at most
     std::vector<LoadConn> conns_;
     Endpoint endpoint_;
     LoadStats total_, interval_;

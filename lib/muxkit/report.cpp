@@ -30,8 +30,21 @@ Json sanitize(const Json& j) {
 
 }  // namespace
 
+std::string printable(std::string_view data) {
+    std::string out;
+    out.reserve(data.size());
+    for (unsigned char c : data) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\\') out += "\\\\";
+        else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out;
+}
+
 std::string format_scalar(const Json& v) {
-    if (v.is_string()) return v.get<std::string>();
+    if (v.is_string()) return printable(v.get<std::string>());
     if (v.is_null()) return "n/a";
     if (v.is_number_float()) {
         double d = v.get<double>();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -14,8 +15,12 @@ std::string render_json(const Json& object);
 // Human text: "key: value" lines; nested objects become "key: a=1 b=2"; "type" is left out.
 std::string render_text(const Json& object);
 
-// One value as text: strings bare, null as "n/a", large floats without exponent.
+// One value as text: strings bare but escaped (printable), null as "n/a", large floats without exponent.
 std::string format_scalar(const Json& value);
+
+// Control characters, backslashes and bytes past ASCII as escapes (\n, \t, \\, \xHH), so bytes a
+// peer chose (data, addresses, socket paths) can never drive the terminal.
+std::string printable(std::string_view data);
 
 // {"kernel":..,"nofile_soft":..,"nofile_hard":..,"somaxconn":..,"pipe_max_size":..,"pipe_buf":..}
 Json environment_info();

@@ -132,13 +132,18 @@ namespace {
 
 enum class Role { stream, listener, fifo, exec_out };
 
+const std::string kTimeoutKey = "(timeout)";
+
 struct Source {
     Fd owned;      // descriptors we opened; inherited ones are not closed
     int fd = -1;
     std::string name, kind;
     Role role = Role::stream;
     std::string fifo_path;
+    std::string unix_path;        // a listener's socket file, removed at the end
+    std::string summary_key;      // where its events are counted (accepted: one entry per listener)
     std::size_t exec = SIZE_MAX;  // index into execs_
+    bool accepted = false;
     bool ended = false;
 };
 
@@ -166,6 +171,8 @@ public:
         : cfg_(cfg), observer_(observer), signals_(SignalPipe::install()), loop_(EventLoop::create(cfg.model)) {}
 
     ~WatchRun() {
+        for (const auto& s : sources_)
+            if (!s.unix_path.empty()) ::unlink(s.unix_path.c_str());
         for (auto& e : execs_)
             if (!e.reaped) {
                 ::kill(e.pid, SIGTERM);
@@ -179,12 +186,14 @@ public:
         start_ = now_ns();
         std::optional<std::int64_t> end;
         if (cfg_.duration) end = start_ + cfg_.duration->count();
+        // The timeout runs from the last event, not from the last wake-up (an exec source wakes
+        // the loop every 20 ms to reap its child).
+        std::int64_t timeout_at = start_ + cfg_.timeout.count();
         while (!done_) {
             if (active_sources() == 0 && pending_execs() == 0) {
                 summary_.all_ended = true;
                 break;
             }
-            const std::int64_t timeout_at = now_ns() + cfg_.timeout.count();
             std::int64_t deadline = timeout_at;
             if (end) deadline = std::min(deadline, *end);
             if (pending_execs()) deadline = std::min(deadline, now_ns() + 20'000'000);
@@ -202,11 +211,14 @@ public:
             reap_execs();
             const std::int64_t now = now_ns();
             if (end && now >= *end) break;
-            if (!any && !done_ && now >= timeout_at) {
+            if (any) {
+                timeout_at = now + cfg_.timeout.count();
+            } else if (!done_ && now >= timeout_at) {
                 WatchEvent e;
                 e.event = "timeout";
                 emit(e);
                 if (cfg_.once) summary_.timed_out_first = true;
+                timeout_at = now + cfg_.timeout.count();
             }
         }
         summary_.duration_s = static_cast<double>(now_ns() - start_) / 1e9;
@@ -215,7 +227,7 @@ public:
 
 private:
     std::size_t active_sources() const {
-        return static_cast<std::size_t>(std::count_if(sources_.begin(), sources_.end(), [](const Source& s) { return !s.ended; }));
+        return sources_.size() - ended_;
     }
     std::size_t pending_execs() const {
         return static_cast<std::size_t>(std::count_if(execs_.begin(), execs_.end(), [](const ExecChild& e) { return !e.reaped; }));
@@ -234,11 +246,20 @@ private:
     std::size_t add_source(Source s, std::uint32_t interest) {
         check_watchable(s.fd, s.name);
         s.kind = describe_fd(s.fd);
+        if (s.summary_key.empty()) s.summary_key = s.name;
         loop_->add(s.fd, interest);
         if (static_cast<std::size_t>(s.fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(s.fd) + 1, SIZE_MAX);
-        by_fd_[s.fd] = sources_.size();
-        sources_.push_back(std::move(s));
-        return sources_.size() - 1;
+        std::size_t index = sources_.size();
+        if (s.accepted && !free_slots_.empty()) {  // accepted connections come and go: reuse their slots
+            index = free_slots_.back();
+            free_slots_.pop_back();
+            sources_[index] = std::move(s);
+            --ended_;
+        } else {
+            sources_.push_back(std::move(s));
+        }
+        by_fd_[sources_[index].fd] = index;
+        return index;
     }
 
     Fd open_fifo(const std::string& path) {
@@ -279,6 +300,7 @@ private:
             s.role = Role::listener;
             s.name = "listen:" + (spec.address.kind == Address::Kind::unix_path ? ep.to_string()
                                                                                  : local_endpoint(s.fd).to_string());
+            if (spec.address.kind == Address::Kind::unix_path) s.unix_path = spec.address.path;
             add_source(std::move(s), kReadable);
             return;
         }
@@ -361,6 +383,7 @@ private:
         WatchEvent e;
         e.fd = s.fd;
         e.source = s.name;
+        e.summary_key = s.summary_key;
         e.kind = s.kind;
         e.event = std::string(what);
         return e;
@@ -470,6 +493,8 @@ private:
             e.fd = a.fd.get();
             Source s;
             s.name = "accepted:" + peer;
+            s.summary_key = "accepted:" + sources_[index].name;  // one entry per listener, not per peer
+            s.accepted = true;
             s.fd = a.fd.get();
             s.owned = std::move(a.fd);
             add_source(std::move(s), cfg_.events);
@@ -495,10 +520,12 @@ private:
         Source& s = sources_[index];
         if (s.ended) return;
         s.ended = true;
+        ++ended_;
         loop_->remove(s.fd);
         by_fd_[s.fd] = SIZE_MAX;
         s.owned.reset();
         if (s.exec != SIZE_MAX) --execs_[s.exec].open_streams;
+        if (s.accepted) free_slots_.push_back(index);
     }
 
     void reap_execs() {
@@ -522,7 +549,7 @@ private:
         observer_.on_event(e);
         ++summary_.events;
         if (e.event == "timeout") ++summary_.timeouts;
-        const std::string key = e.event == "timeout" ? std::string("(timeout)") : e.source;
+        const std::string& key = e.event == "timeout" ? kTimeoutKey : e.summary_key.empty() ? e.source : e.summary_key;
         auto it = std::find_if(summary_.by_source.begin(), summary_.by_source.end(), [&](auto& p) { return p.first == key; });
         if (it == summary_.by_source.end()) {
             summary_.by_source.push_back({key, {}});
@@ -538,6 +565,8 @@ private:
     SignalPipe& signals_;
     std::unique_ptr<EventLoop> loop_;
     std::vector<Source> sources_;
+    std::vector<std::size_t> free_slots_;  // ended accepted connections
+    std::size_t ended_ = 0;
     std::vector<std::size_t> by_fd_;
     std::vector<ExecChild> execs_;
     WatchSummary summary_;

@@ -51,6 +51,7 @@ struct WatchEvent {
     double t = 0;  // seconds since start
     int fd = -1;   // -1 for timeout
     std::string source, kind, event;
+    std::string summary_key;  // where the summary counts it (accepted connections: per listener)
     std::uint64_t bytes = 0;
     std::string data;    // what was read, with --show text or hex
     std::string peer;    // accepted

@@ -1,6 +1,9 @@
 #include "cli.hpp"
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -24,17 +27,25 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
         ->capture_default_str();
 }
 
-std::string printable(std::string_view data) {
-    std::string out;
-    out.reserve(data.size());
-    for (unsigned char c : data) {
-        if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\\') out += "\\\\";
-        else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
+namespace {
+std::atomic<int> first_stdout_error{0};
+}  // namespace
+
+OutputError::OutputError(int err)
+    : std::runtime_error(fmt::format("cannot write to stdout: {}", std::strerror(err))), err_(err) {}
+
+int stdout_error() noexcept { return first_stdout_error.load(); }
+
+void write_stdout(std::string_view text) {
+    if (int err = first_stdout_error.load()) throw OutputError(err);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+        const int err = errno ? errno : EIO;
+        int expected = 0;
+        first_stdout_error.compare_exchange_strong(expected, err);
+        std::clearerr(stdout);
+        throw OutputError(err);
     }
-    return out;
 }
 
 std::string hex(std::string_view data) {
@@ -60,8 +71,7 @@ void Output::event(const Json& object, std::string_view text_line) {
     std::string line = opts_.json ? render_json(object) : std::string(text_line);
     if (line.empty()) return;
     line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(line);
 }
 
 void Output::summary(Json object) {
@@ -77,9 +87,7 @@ void Output::summary(Json object) {
     }
     if (opts_.verbosity() < 1) full.erase("environment");
     full.erase("schema_version");
-    std::string text = render_text(full);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    write_stdout(render_text(full));
 }
 
 void Output::note(std::string_view line) {

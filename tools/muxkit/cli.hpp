@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +47,24 @@ private:
     bool color_;
 };
 
-// Control characters, backslashes and bytes past ASCII as escapes (\n, \t, \\, \xHH), so bytes a
-// peer chose can never drive the terminal.
-std::string printable(std::string_view data);
+// Writing stdout failed. EPIPE (the reader went away) ends a run quietly with exit 0, as `yes |
+// head` does; any other error (ENOSPC on /dev/full) is a runtime error. main() decides.
+class OutputError : public std::runtime_error {
+public:
+    explicit OutputError(int err);
+    int err() const noexcept { return err_; }
+
+private:
+    int err_;
+};
+
+// The first errno that writing stdout met, 0 when none: a run that caught the OutputError
+// (a loop thread) still ends with the right exit code.
+int stdout_error() noexcept;
+
+// Writes all of text to stdout in one call and flushes; throws OutputError.
+void write_stdout(std::string_view text);
+
 // Bytes as lower-case hex digits, two per byte.
 std::string hex(std::string_view data);
 

@@ -14,9 +14,10 @@ struct EchoServerOptions {
     std::vector<std::string> addresses;
     std::string model = "epoll";
     std::string buffer_size = "16K";
-    std::uint64_t max_connections = 65536;
+    std::string max_connections = "65536";
     std::string idle_timeout, duration, stats_interval;
-    std::uint64_t max_clients = 0;
+    std::string max_clients = "0";
+    CLI::Option* store_opt = nullptr;
     int backlog = 4096;
     unsigned threads = 1;
     std::string store, store_format = "raw";
@@ -71,8 +72,10 @@ public:
             j["bytes_out"] = e.bytes_out;
             j["reason"] = e.reason;
         }
-        out_.event(j, opened ? fmt::format("connection {} opened from {}", e.id, e.peer)
-                             : fmt::format("connection {} closed ({}) from {}: in={} out={}", e.id, e.reason, e.peer,
+        // A Unix socket peer names its own path: escaped before it reaches a terminal.
+        const std::string peer = printable(e.peer);
+        out_.event(j, opened ? fmt::format("connection {} opened from {}", e.id, peer)
+                             : fmt::format("connection {} closed ({}) from {}: in={} out={}", e.id, e.reason, peer,
                                            e.bytes_in, e.bytes_out));
     }
 
@@ -89,21 +92,26 @@ int run_echo_server_command(const EchoServerOptions& o) {
     if (buffer == 0 || buffer > (1u << 30))
         throw UsageError(fmt::format("invalid --buffer-size '{}': must be between 1 byte and 1G", o.buffer_size));
     config.buffer_size = buffer;
-    if (o.max_connections == 0) throw UsageError("invalid --max-connections '0': must be at least 1");
-    config.max_connections = o.max_connections;
-    if (!o.idle_timeout.empty()) config.idle_timeout = parse_duration(o.idle_timeout);
+    // Counts go through parse_count, so "-1" or a number past 64 bits is refused, not wrapped.
+    config.max_connections = parse_count(o.max_connections, "--max-connections", 1, 100'000'000);
+    if (!o.idle_timeout.empty()) {
+        config.idle_timeout = parse_duration(o.idle_timeout);
+        if (config.idle_timeout->count() <= 0)
+            throw UsageError(fmt::format("invalid --idle-timeout '{}': must be greater than 0", o.idle_timeout));
+    }
     if (!o.duration.empty()) config.duration = parse_duration(o.duration);
     if (!o.stats_interval.empty()) {
         config.stats_interval = parse_duration(o.stats_interval);
         if (config.stats_interval->count() <= 0) throw UsageError("invalid --stats-interval: must be greater than 0");
     }
-    config.max_clients = o.max_clients;
+    config.max_clients = parse_count(o.max_clients, "--max-clients");
     if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
     config.backlog = o.backlog;
     if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
     if (o.threads > 1 && config.model == ServerModel::fork)
         throw UsageError("--threads applies to select, poll, epoll, epoll-et and io_uring; fork is one process per connection");
     config.threads = o.threads;
+    if (o.store_opt->count() && o.store.empty()) throw UsageError("invalid --store '': a file name is needed");
     if (!o.store.empty()) config.store = StoreConfig{o.store, parse_store_format(o.store_format)};
     else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
 
@@ -139,13 +147,13 @@ Subcommand setup_echo_server(CLI::App& parent) {
         ->capture_default_str();
     app->add_option("--idle-timeout", opts->idle_timeout, "close a connection idle for DUR")->type_name("DUR");
     app->add_option("--duration", opts->duration, "stop after DUR")->type_name("DUR");
-    app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone")->type_name("N");
+    app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone (0: no limit)")->type_name("N");
     app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)")->type_name("DUR");
     app->add_option("--threads", opts->threads, "event loops, one per thread, each with its own listening socket (SO_REUSEPORT)")
         ->type_name("N")
         ->capture_default_str();
     app->add_option("--backlog", opts->backlog, "listen backlog")->type_name("N")->capture_default_str();
-    app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)")->type_name("FILE");
+    opts->store_opt = app->add_option("--store", opts->store, "keep every received byte in FILE (through a writer process)")->type_name("FILE");
     opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")->type_name("FORMAT")
                                  ->check(CLI::IsMember({"raw", "jsonl"}))
                                  ->capture_default_str();

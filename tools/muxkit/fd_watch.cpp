@@ -53,15 +53,16 @@ public:
         std::string line;
         if (e.event == "timeout") line = fmt::format("{:10.6f}  timeout", e.t);
         else {
-            line = fmt::format("{:10.6f}  fd {:<3} {} ({})  {}", e.t, e.fd >= 0 ? std::to_string(e.fd) : "-", e.source,
-                               e.kind, e.event);
+            // Source names hold peer addresses and socket paths a peer chose: escaped, like data.
+            line = fmt::format("{:10.6f}  fd {:<3} {} ({})  {}", e.t, e.fd >= 0 ? std::to_string(e.fd) : "-",
+                               printable(e.source), e.kind, e.event);
             if (e.event == "readable" || e.event == "exception") {
                 if (show_ != Show::none) line += fmt::format("  {} bytes", e.bytes);
                 if (show_ == Show::text) line += "  " + printable(e.data);
                 if (show_ == Show::hex) line += "  " + e.data;
             }
-            if (!e.peer.empty()) line += "  from " + e.peer;
-            if (!e.status.empty()) line += "  " + e.status;
+            if (!e.peer.empty()) line += "  from " + printable(e.peer);
+            if (!e.status.empty()) line += "  " + printable(e.status);
         }
         out_.event(j, line);
     }
@@ -78,6 +79,7 @@ int run_fd_watch_command(const FdWatchOptions& o) {
     cfg.model = parse_model(o.model);
     cfg.events = parse_event_set(o.events);
     cfg.timeout = parse_duration(o.timeout);
+    if (cfg.timeout.count() <= 0) throw UsageError(fmt::format("invalid --timeout '{}': must be greater than 0", o.timeout));
     if (!o.count.empty()) cfg.count = parse_count(o.count, "--count", 1);
     if (!o.duration.empty()) cfg.duration = parse_duration(o.duration);
     cfg.once = o.once;

@@ -1,11 +1,15 @@
 // muxkit: one binary, four subcommands. Parses, runs, and maps every failure to the contract's exit codes.
+#include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <optional>
 #include <exception>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include <muxkit/error.hpp>
+#include <muxkit/report.hpp>
 
 #include "cli.hpp"
 
@@ -29,7 +33,8 @@ bool json_requested(int argc, char** argv) {
 int report_error(const std::string& sub, bool json, int exit_code, const std::string& message) {
     std::string prefix = sub.empty() ? "muxkit" : "muxkit " + sub;
     bool color = cli::use_color("auto", stderr);
-    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", message);
+    // One line, escaped: a message can carry file names and addresses that came from outside.
+    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", printable(message));
     if (json) {
         Json e = {{"type", "error"}, {"exit", exit_code}, {"message", message}};
         fmt::print("{}\n", render_json(e));
@@ -40,6 +45,8 @@ int report_error(const std::string& sub, bool json, int exit_code, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A closed stdout is an EPIPE to handle, not a death by SIGPIPE (children that exec restore it).
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app;
     std::vector<cli::Subcommand> subs = cli::build_app(app);
     const std::string sub_name = subcommand_in(argc, argv, subs);
@@ -58,13 +65,25 @@ int main(int argc, char** argv) {
     for (auto& s : subs) {
         if (!app.got_subcommand(s.app)) continue;
         const std::string name = s.app->get_name();
+        // A stdout whose reader went away ends the run quietly (exit 0); another output error
+        // is a runtime error, whichever exception it surfaced as (a loop thread reports it as
+        // its own failure).
+        auto output_failed = [&]() -> std::optional<int> {
+            const int err = cli::stdout_error();
+            if (err == 0) return std::nullopt;
+            if (err == EPIPE) return cli::kOk;
+            return report_error(name, false, cli::kRuntime, cli::OutputError(err).what());
+        };
         try {
-            return s.run();
+            const int rc = s.run();
+            if (auto failed = output_failed()) return *failed;
+            return rc;
         } catch (const UsageError& e) {
             return report_error(name, s.common->json, cli::kUsage, e.what());
         } catch (const std::bad_alloc&) {
             return report_error(name, s.common->json, cli::kRuntime, "out of memory");
         } catch (const std::exception& e) {
+            if (auto failed = output_failed()) return *failed;
             return report_error(name, s.common->json, cli::kRuntime, e.what());
         }
     }

@@ -5,10 +5,13 @@
 #include <vector>
 #include <iterator>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <muxkit/fd.hpp>
 #include <muxkit/load_client.hpp>
 #include <muxkit/units.hpp>
 
@@ -120,11 +123,30 @@ private:
     bool shown_ = false;
 };
 
+// TEXT, or @FILE: a regular file of at most --size's 1 GiB limit (a FIFO, a device such as
+// /dev/zero or a directory would block or never end, so they are refused).
 std::string read_payload(const std::string& spec) {
     if (!spec.starts_with("@")) return spec;
-    std::ifstream in(spec.substr(1), std::ios::binary);
-    if (!in) throw UsageError(fmt::format("cannot read payload file '{}'", spec.substr(1)));
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const std::string path = spec.substr(1);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+    if (!S_ISREG(st.st_mode))
+        throw UsageError(fmt::format("payload file '{}' is {}: give a regular file", printable(path),
+                                     S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file"));
+    if (st.st_size > (1ll << 30)) throw UsageError(fmt::format("payload file '{}' is larger than 1G", printable(path)));
+    std::string data(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < data.size()) {
+        ssize_t n = ::read(fd.get(), data.data() + got, data.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+        if (n == 0) break;  // it shrank while we read
+        got += static_cast<std::size_t>(n);
+    }
+    data.resize(got);
+    return data;
 }
 
 // The textbook echo client: stdout carries exactly the echoed bytes, so it has no JSON; a failed
@@ -132,6 +154,7 @@ std::string read_payload(const std::string& spec) {
 int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& config) {
     if (o.common.json) throw UsageError("--interactive writes the echoed bytes to stdout and has no --json");
     InteractiveResult r = run_interactive(config.target, 0, 1, config.connect_timeout, config.reply_timeout);
+    if (r.output_err) throw OutputError(r.output_err);
     if (r.connect_err) {
         if (o.common.verbosity() >= 0)
             fmt::print(stderr, "muxkit multi-connect: cannot connect to {}: {}\n", config.target.to_string(), std::strerror(r.connect_err));

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <muxkit/error.hpp>
+#include <muxkit/pipe.hpp>
 #include <muxkit/pipe_lab.hpp>
 #include <muxkit/units.hpp>
 
@@ -48,6 +49,14 @@ int run_pipe_test_command(const PipeTestOptions& o) {
         cfg.pipe_size = parse_size(o.pipe_size);
         if (*cfg.pipe_size == 0 || *cfg.pipe_size > (1u << 30))
             throw UsageError(fmt::format("invalid --pipe-size '{}': must be 1 byte to 1G", o.pipe_size));
+        // A size the kernel refuses (EPERM past pipe-max-size) is a runtime error, not a failed scenario.
+        Pipe probe = make_pipe();
+        try {
+            set_pipe_capacity(probe.write.get(), static_cast<int>(*cfg.pipe_size));
+        } catch (const SystemError& e) {
+            throw RuntimeError(fmt::format("cannot set the pipe size to {}: {} (pipe-max-size is {})", o.pipe_size,
+                                           e.code().message(), environment_info()["pipe_max_size"].dump()));
+        }
     }
     cfg.splice = o.splice;
 

@@ -1,0 +1,184 @@
+// Attacks on muxkit that once found faults: unbounded inputs, output that cannot be written,
+// hostile peer names, limits that wrapped, timeouts that never came. Each case runs in a bounded
+// time and asserts what the program produced.
+#define BOOST_TEST_MODULE faults_cli
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <muxkit/address.hpp>
+#include <muxkit/socket.hpp>
+
+#include "support/test_support.hpp"
+
+using namespace muxkit;
+using namespace muxkit::test;
+
+namespace {
+
+RunResult sh(const std::string& command, std::chrono::milliseconds timeout = 20s) {
+    Child c({"/bin/sh", "-c", command}, {}, false);
+    return c.wait(timeout);
+}
+
+const std::string kMuxkit = MUXKIT_BINARY;
+
+// A Unix stream client bound to a path of its own choosing, connected to server_path.
+Fd unix_client_bound_to(const std::string& own_path, const std::string& server_path) {
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", own_path.c_str());
+    BOOST_REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    sockaddr_un s{};
+    s.sun_family = AF_UNIX;
+    std::snprintf(s.sun_path, sizeof s.sun_path, "%s", server_path.c_str());
+    BOOST_REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&s), sizeof s) == 0);
+    return fd;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(payload_files_that_never_end_or_block_are_refused) {
+    TempDir dir;
+    const std::string fifo = dir.path + "/fifo";
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    for (std::string bad : {std::string("/dev/zero"), fifo, dir.path, dir.path + "/missing"}) {
+        auto start = std::chrono::steady_clock::now();
+        RunResult r = run_muxkit({"multi-connect", "127.0.0.1:9", "--payload", "@" + bad}, {}, 10s);
+        BOOST_TEST(!r.timed_out, bad);
+        BOOST_CHECK(std::chrono::steady_clock::now() - start < 5s);
+        BOOST_TEST(r.exit_code == 2, bad << ": " << r.err);
+        BOOST_TEST(r.err.find(bad) != std::string::npos, r.err);  // names the file
+        BOOST_TEST(r.err_lines().size() == 1u, r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(messages_in_flight_are_bounded_before_anything_is_allocated) {
+    for (auto c : {"1000", "200"}) {
+        RunResult r = run_muxkit({"multi-connect", "127.0.0.1:9", "-c", c, "--pipeline", "1000000", "-d", "1s"}, {}, 10s);
+        BOOST_TEST(r.exit_code == 2, r.err);
+        BOOST_TEST(r.err.find("in flight") != std::string::npos, r.err);
+    }
+    // With -n the window is what a connection can have in flight at all.
+    EchoServer server({});
+    RunResult ok = run_muxkit({"multi-connect", server.address(), "-c", "200", "--pipeline", "1000000", "-n", "3", "--json"});
+    BOOST_TEST(ok.exit_code == 0, ok.err);
+    BOOST_TEST(summary_of(ok)["messages"]["received"] == 600);
+}
+
+BOOST_AUTO_TEST_CASE(counts_that_would_wrap_and_empty_values_are_usage_errors) {
+    const std::vector<std::vector<std::string>> bad = {
+        {"echo-server", "--max-connections", "-1"},
+        {"echo-server", "--max-connections", "99999999999999999999999"},
+        {"echo-server", "--max-clients", "-1"},
+        {"echo-server", "--store", ""},
+        {"echo-server", "--idle-timeout", "0"},
+        {"fd-watch", "-t", "0"},
+    };
+    for (const auto& args : bad) {
+        RunResult r = run_muxkit(args, {}, 10s);
+        BOOST_TEST(r.exit_code == 2, fmt::format("{}", fmt::join(args, " ")) << ": " << r.err);
+        BOOST_TEST(r.err.find("error:") != std::string::npos, r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fd_watch_times_out_while_an_exec_source_runs) {
+    auto start = std::chrono::steady_clock::now();
+    RunResult r = run_muxkit({"fd-watch", "--once", "-t", "100ms", "exec:sleep 2", "--json"}, {}, 10s);
+    BOOST_CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(r.json_lines().front()["event"] == "timeout");
+}
+
+BOOST_AUTO_TEST_CASE(a_closed_stdout_ends_quietly_and_a_full_one_is_a_runtime_error) {
+    // The reader went away: exit 0, nothing on stderr, no hang.
+    for (std::string cmd : {"fd-watch exec:yes", "fd-watch --json file:/dev/zero", "pipe-test"}) {
+        RunResult r = sh(fmt::format("bash -c '{} {} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}'", kMuxkit, cmd), 15s);
+        BOOST_TEST(!r.timed_out, cmd);
+        BOOST_TEST(r.out == "0\n", cmd << ": " << r.out << r.err);
+        BOOST_TEST(r.err.empty(), cmd << ": " << r.err);
+    }
+    // No room on stdout: one error line and exit 3, never a silent success.
+    for (std::string cmd : {"pipe-test capacity", "echo-server --duration 0.2 127.0.0.1:0", "fd-watch --count 1 file:/dev/null",
+                            "multi-connect 127.0.0.1:9"}) {
+        RunResult r = sh(fmt::format("{} {} >/dev/full", kMuxkit, cmd), 15s);
+        BOOST_TEST(r.exit_code == 3, cmd << ": " << r.err);
+        BOOST_TEST(r.err.find("cannot write to stdout: No space left on device") != std::string::npos, cmd << ": " << r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(peer_chosen_socket_paths_never_reach_the_terminal_raw) {
+    TempDir dir;
+    const std::string server_path = dir.path + "/s";
+    const std::string evil = dir.path + "/c\x1b[31mEVIL\x1b]0;pwned\x07";
+    {
+        Child server({"echo-server", "unix:" + server_path, "-v"});
+        BOOST_TEST(server.read_line().starts_with("listening on unix:"));
+        Fd c = unix_client_bound_to(evil, server_path);
+        send_all(c.get(), "hi");
+        BOOST_TEST(recv_exact(c.get(), 2) == "hi");
+        c.reset();
+        std::this_thread::sleep_for(200ms);
+        server.signal(SIGTERM);
+        RunResult r = server.wait(10s);
+        BOOST_TEST(r.out.find('\x1b') == std::string::npos);
+        BOOST_TEST(r.out.find('\x07') == std::string::npos);
+        BOOST_TEST(r.out.find("\\x1b[31mEVIL") != std::string::npos, r.out);
+    }
+    ::unlink(evil.c_str());
+    {
+        Child watch({"fd-watch", "listen:unix:" + server_path, "--show", "text", "--count", "3"});
+        std::this_thread::sleep_for(300ms);
+        Fd c = unix_client_bound_to(evil, server_path);
+        send_all(c.get(), "hi");
+        c.reset();
+        RunResult r = watch.wait(10s);
+        BOOST_TEST(r.exit_code == 0, r.err);
+        BOOST_TEST(r.out.find('\x1b') == std::string::npos);
+        BOOST_TEST(r.out.find("\\x1b[31mEVIL") != std::string::npos, r.out);
+        BOOST_TEST(!std::filesystem::exists(server_path));  // the listener's socket file is removed
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fd_watch_listener_state_stays_bounded_over_many_peers) {
+    std::string address;
+    {
+        Fd l = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 1);
+        address = local_endpoint(l.get()).to_string();
+    }
+    TempDir dir;
+    const std::string out = dir.path + "/out";
+    // Its events go to a file: a pipe nobody reads during the loop would stop the watcher.
+    Child watch({"/bin/sh", "-c", fmt::format("exec {} fd-watch listen:{} --json -t 30s >{}", kMuxkit, address, out)}, {}, false);
+    std::this_thread::sleep_for(300ms);
+    const Endpoint ep = resolve(Address::parse(address), false).front();
+    for (int i = 0; i < 2000; ++i) {
+        Fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const int rc = ::connect(c.get(), ep.sa(), ep.length);
+        const int err = errno;
+        BOOST_REQUIRE_MESSAGE(rc == 0, "connect " << i << ": " << std::strerror(err));
+    }
+    std::this_thread::sleep_for(300ms);
+    watch.signal(SIGTERM);
+    RunResult r = watch.wait(20s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    std::ifstream in(out);
+    r.out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    Json s = summary_of(r);
+    // One entry for the listener and one for all its connections, not one per peer.
+    BOOST_TEST(s["by_source"].size() <= 2u, s["by_source"].dump().substr(0, 300));
+    BOOST_TEST(s["by_source"]["listen:" + address]["accepted"] == 2000, s["by_source"].dump().substr(0, 300));
+    BOOST_TEST(s["by_source"]["accepted:listen:" + address]["eof"] == 2000, s["by_source"].dump().substr(0, 300));
+    BOOST_TEST(r.out.substr(r.out.rfind('{')).size() < 2000u);
+}
