@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -174,6 +175,8 @@ private:
     // ---- accepting
 
     void on_listener(int lfd) {
+        std::unique_lock lock(shared_.accept_mutex, std::defer_lock);
+        if (shared_.several_loops) lock.lock();
         for (int i = 0; i < 256; ++i) {  // bounded so a flood of connects cannot starve the clients
             Accepted a = accept_connection(lfd);
             if (!a.err) {
@@ -352,6 +355,7 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
         shared.store = store.get();
     }
     const int loops = static_cast<int>(std::max<unsigned>(config.threads, 1));
+    shared.several_loops = loops > 1;
     std::vector<Listener> listeners = detail::open_listeners(config, observer, loops);
     std::vector<std::unique_ptr<detail::ServerLoop>> servers;
     for (int i = 0; i < loops; ++i) {

@@ -3,6 +3,9 @@
 #include <cerrno>
 #include <csignal>
 #include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fcntl.h>
@@ -123,6 +126,16 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
 
     EchoServerStats stats;
     std::unordered_set<pid_t> live;  // connection processes still running
+    // With -v: what each process's connection events name, until its report is read (which may
+    // come after it was reaped).
+    struct Served {
+        std::uint64_t id;
+        std::string peer;
+    };
+    std::unordered_map<pid_t, Served> served;
+    SpareFd spare;
+    std::optional<std::int64_t> listeners_paused_until;
+    const bool events = observer.wants_connection_events();
     std::uint64_t next_id = 0;
     const std::int64_t start = now_ns();
     std::optional<std::int64_t> end;
@@ -148,7 +161,21 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
             stats.store_bytes += rep.store_bytes;
             stats.store_records += rep.store_records;
             if (rep.error) stats.errors.add(rep.error);
+            if (events) {
+                auto it = served.find(rep.pid);
+                if (it == served.end()) continue;
+                std::string reason = rep.error ? errno_name(rep.error) : rep.idle_closed ? "idle" : "eof";
+                observer.on_connection({ConnectionEvent::Kind::closed, it->second.id, it->second.peer, rep.bytes_in,
+                                        rep.bytes_out, reason});
+                served.erase(it);
+            }
         }
+    };
+    // Out of descriptors with no spare to refuse with: stop accepting for 100 ms instead of spinning.
+    auto pause_listeners = [&] {
+        if (listeners_paused_until) return;
+        listeners_paused_until = now_ns() + 100'000'000;
+        for (auto& l : listeners) loop->remove(l.fd.get());
     };
     auto reap = [&](int options) {
         int status;
@@ -172,9 +199,14 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
         for (int i = 0; i < 64; ++i) {
             Accepted a = accept_connection(lfd);
             if (a.err == EAGAIN) return;
+            if (a.err == EMFILE || a.err == ENFILE) {
+                if (spare.refuse_one(lfd, stats.refused_emfile)) continue;
+                pause_listeners();
+                return;
+            }
             if (a.err) {
                 stats.errors.add(a.err);
-                if (a.err == EMFILE || a.err == ENFILE) ++stats.refused_emfile;
+                if (a.err != ECONNABORTED && a.err != EPROTO && a.err != EPERM) pause_listeners();  // ENOBUFS, ENOMEM
                 return;
             }
             if (live.size() >= config.max_connections) {
@@ -182,6 +214,14 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
                 continue;
             }
             set_nodelay(a.fd.get());
+            std::string peer;
+            if (events) {
+                try {
+                    peer = peer_endpoint(a.fd.get()).to_string();
+                } catch (const SystemError&) {
+                    peer = "unknown";
+                }
+            }
             pid_t pid = ::fork();
             if (pid < 0) {
                 stats.errors.add(errno);
@@ -194,8 +234,10 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
                 ::close(report_read.get());
                 serve_child(a.fd.get(), next_id + 1, config, report_write.get(), store ? store->write_fd() : -1);
             }
-            live.insert(pid);
             ++next_id;
+            if (events) observer.on_connection({ConnectionEvent::Kind::opened, next_id, peer, 0, 0, ""});
+            live.insert(pid);
+            if (events) served.emplace(pid, Served{next_id, std::move(peer)});
             ++stats.accepted;
             stats.peak = std::max<std::uint64_t>(stats.peak, live.size());
         }
@@ -204,6 +246,7 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
     while (!stop) {
         std::optional<std::int64_t> deadline = end;
         if (next_stats && (!deadline || *next_stats < *deadline)) deadline = next_stats;
+        if (listeners_paused_until && (!deadline || *listeners_paused_until < *deadline)) deadline = listeners_paused_until;
         for (const Event& ev : loop->wait(deadline)) {
             if (ev.fd == signals.fd()) {
                 SignalFlags f = signals.drain();
@@ -217,6 +260,11 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
             }
         }
         std::int64_t now = now_ns();
+        if (listeners_paused_until && now >= *listeners_paused_until) {
+            listeners_paused_until.reset();
+            spare.take_back();
+            for (auto& l : listeners) loop->add(l.fd.get(), kReadable);
+        }
         if (end && now >= *end) stop = true;
         if (next_stats && now >= *next_stats) {
             observer.on_stats(snapshot());

@@ -101,7 +101,7 @@ ServerLoop::ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector
       store_(shared.store), encoder_(config_.store ? config_.store->format : StoreFormat::raw) {}
 
 void ServerLoop::begin() {
-    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    spare_.emplace();
     if (config_.idle_timeout) next_idle_scan_ns_ = now_ns() + idle_scan_period();
 }
 
@@ -128,7 +128,7 @@ void ServerLoop::tick(std::int64_t now) {
     }
     if (listeners_paused_until_ && now >= *listeners_paused_until_) {
         listeners_paused_until_.reset();
-        if (!spare_) spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        spare_->take_back();
         start_accepting();
     }
     if (now >= next_publish_ns_) {
@@ -138,18 +138,7 @@ void ServerLoop::tick(std::int64_t now) {
     }
 }
 
-bool ServerLoop::refuse_with_spare(int listen_fd) {
-    if (!spare_) return false;
-    // Out of descriptors: give up the spare one to accept and close the pending connection, so
-    // the listener stops being ready (no spinning loop).
-    spare_.reset();
-    Accepted b = accept_connection(listen_fd);
-    const bool refused = static_cast<bool>(b.fd);
-    if (refused) ++stats_.refused_emfile;
-    b.fd.reset();
-    spare_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    return (refused || b.err == EAGAIN) && spare_;
-}
+bool ServerLoop::refuse_with_spare(int listen_fd) { return spare_->refuse_one(listen_fd, stats_.refused_emfile); }
 
 void ServerLoop::pause_listeners() {
     if (listeners_paused_until_) return;

@@ -14,6 +14,7 @@
 
 #include "muxkit/echo_server.hpp"
 #include "muxkit/fd.hpp"
+#include "muxkit/socket.hpp"
 #include "muxkit/store.hpp"
 
 namespace muxkit::detail {
@@ -65,6 +66,10 @@ struct Shared {
     std::atomic<std::uint64_t> current{0}, peak{0}, finished{0}, next_id{0};
     StoreWriter* store = nullptr;
     std::mutex mutex;  // guards fatal and the observer's connection events
+    // With several loops, held around each accept: between giving up its spare descriptor and
+    // accepting with it, a loop must not lose that descriptor to another loop's accept.
+    std::mutex accept_mutex;
+    bool several_loops = false;
     std::string fatal;
 
     void request_stop();
@@ -126,7 +131,7 @@ protected:
     std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
     EchoServerStats stats_;
     std::optional<std::int64_t> listeners_paused_until_;
-    Fd spare_;  // given up to accept-and-close on EMFILE
+    std::optional<SpareFd> spare_;  // given up to accept-and-close on EMFILE; made in begin()
     bool stop_ = false;
 
 private:

@@ -1,13 +1,18 @@
 #include "muxkit/socket.hpp"
 
 #include <cerrno>
+#include <cstring>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include "muxkit/error.hpp"
 
@@ -94,6 +99,35 @@ Endpoint peer_endpoint(int fd) {
 void set_nodelay(int fd) noexcept {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on Unix sockets
+}
+
+}  // namespace muxkit
+
+namespace muxkit {
+
+SpareFd::SpareFd() : fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+    if (!fd_) {
+        const int err = errno;
+        rlimit rl{};
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+        throw RuntimeError(fmt::format("the descriptor limit ({}) leaves no room for a connection: {}", rl.rlim_cur,
+                                       std::strerror(err)));
+    }
+}
+
+bool SpareFd::refuse_one(int listen_fd, std::uint64_t& refused) noexcept {
+    if (!fd_) return false;
+    fd_.reset();
+    Accepted a = accept_connection(listen_fd);
+    const bool one = static_cast<bool>(a.fd);
+    if (one) ++refused;
+    a.fd.reset();
+    take_back();
+    return (one || a.err == EAGAIN) && fd_;
+}
+
+void SpareFd::take_back() noexcept {
+    if (!fd_) fd_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 }  // namespace muxkit

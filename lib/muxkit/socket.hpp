@@ -30,4 +30,22 @@ Endpoint local_endpoint(int fd);
 Endpoint peer_endpoint(int fd);
 void set_nodelay(int fd) noexcept;  // TCP_NODELAY on TCP sockets; nothing on others
 
+// One descriptor held in reserve (on /dev/null). Out of descriptors (EMFILE), a server gives it
+// up to accept and close the pending connection, so the client is refused and the listener stops
+// being ready instead of spinning; then it takes the reserve back.
+class SpareFd {
+public:
+    // Throws RuntimeError when the descriptor limit leaves no room even for the reserve: such a
+    // server could neither serve nor refuse anyone.
+    SpareFd();
+    bool held() const noexcept { return static_cast<bool>(fd_); }
+    // Refuses one pending connection of listen_fd; true when the caller may go on accepting (one
+    // was refused, or none was pending, and the reserve is back), false when it should pause.
+    bool refuse_one(int listen_fd, std::uint64_t& refused) noexcept;
+    void take_back() noexcept;  // after a pause, when the reserve could not be had back
+
+private:
+    Fd fd_;
+};
+
 }  // namespace muxkit
