@@ -16,6 +16,7 @@ _muxkit() {
             --max-connections) COMPREPLY=(); return ;;
             --idle-timeout) COMPREPLY=(); return ;;
             --duration) COMPREPLY=(); return ;;
+            --drain-timeout) COMPREPLY=(); return ;;
             --max-clients) COMPREPLY=(); return ;;
             --stats-interval) COMPREPLY=(); return ;;
             --threads) COMPREPLY=(); return ;;
@@ -25,7 +26,7 @@ _muxkit() {
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -m --model --buffer-size --max-connections --idle-timeout --duration --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -m --model --buffer-size --max-connections --idle-timeout --duration --drain-timeout --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     multi-connect)

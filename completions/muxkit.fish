@@ -12,6 +12,7 @@ complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l buffer-size -
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l max-connections -x -d 'connections beyond N are accepted, closed at once and counted'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l idle-timeout -x -d 'close a connection idle for DUR'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l duration -x -d 'stop after DUR'
+complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l drain-timeout -x -d 'at a stop, how long each connection gets to take the echo it is owed'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l max-clients -x -d 'stop after N clients have come and gone (0: no limit)'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l stats-interval -x -d 'print a stats line every DUR (SIGUSR1 prints one at any time)'
 complete -c muxkit -n '__fish_seen_subcommand_from echo-server' -l threads -x -d 'event loops, one per thread, each with its own listening socket (SO_REUSEPORT)'

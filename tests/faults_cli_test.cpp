@@ -4,7 +4,9 @@
 #define BOOST_TEST_MODULE faults_cli
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -19,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <muxkit/address.hpp>
+#include <muxkit/io.hpp>
 #include <muxkit/socket.hpp>
 
 #include "support/test_support.hpp"
@@ -267,4 +270,81 @@ BOOST_AUTO_TEST_CASE(fork_model_reports_connection_events_with_v) {
     }
     BOOST_TEST(opened == 1, r.out);
     BOOST_TEST(closed == 1, r.out);
+}
+
+// SIGTERM under load, with --store: every byte received is echoed, or counted unsent, and
+// stored; each client gets exactly a prefix of what it sent, and all of them together exactly
+// bytes.out. Two of the clients never read until the stop.
+BOOST_AUTO_TEST_CASE(stop_under_load_loses_nothing_it_received_on_every_model) {
+    for (const std::string& model :
+         with_io_uring({"select", "poll", "epoll", "epoll-et", "fork", "epoll/2"}, {"io_uring", "io_uring/2"})) {
+        TempDir dir;
+        const std::string store = dir.path + "/store";
+        EchoServer server({"-m", model, "--store", store});
+        constexpr int kClients = 8;
+        constexpr std::size_t kBytes = 8 << 20;
+        struct Client {
+            Fd fd;
+            std::string data;
+            std::size_t sent = 0, got = 0;
+            bool prefix_ok = true, done = false;
+        };
+        std::vector<Client> clients(kClients);
+        for (int i = 0; i < kClients; ++i) {
+            clients[i].fd = connect_to(server.address());
+            set_nonblocking(clients[i].fd.get());
+            clients[i].data = random_bytes(kBytes, static_cast<std::uint32_t>(i + 1));
+        }
+        char buf[65536];
+        auto pump = [&](bool sending, bool everyone_reads) {
+            for (int i = 0; i < kClients; ++i) {
+                Client& c = clients[i];
+                if (c.done) continue;
+                if (sending && c.sent < kBytes) {
+                    ssize_t n = ::send(c.fd.get(), c.data.data() + c.sent, std::min<std::size_t>(kBytes - c.sent, 65536), MSG_NOSIGNAL);
+                    if (n > 0) c.sent += static_cast<std::size_t>(n);
+                }
+                if (i < 2 && !everyone_reads) continue;  // the non-readers
+                for (;;) {
+                    ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+                    if (n > 0) {
+                        if (c.got + n > c.sent || std::memcmp(buf, c.data.data() + c.got, n) != 0) c.prefix_ok = false;
+                        c.got += static_cast<std::size_t>(n);
+                        continue;
+                    }
+                    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) c.done = true;
+                    break;
+                }
+            }
+        };
+        const auto until = std::chrono::steady_clock::now() + 700ms;
+        while (std::chrono::steady_clock::now() < until) {
+            pump(true, false);
+            std::this_thread::sleep_for(1ms);
+        }
+        server.process().signal(SIGTERM);
+        const auto give_up = std::chrono::steady_clock::now() + 15s;
+        while (std::chrono::steady_clock::now() < give_up &&
+               std::any_of(clients.begin(), clients.end(), [](const Client& c) { return !c.done; })) {
+            pump(false, true);
+            std::this_thread::sleep_for(1ms);
+        }
+        RunResult r = server.process().wait(20s);
+        BOOST_TEST(r.exit_code == 0, model << ": " << r.err);
+        Json s = summary_of(r);
+        const auto in = s["bytes"]["in"].get<std::uint64_t>(), out = s["bytes"]["out"].get<std::uint64_t>(),
+                   unsent = s["bytes"]["unsent"].get<std::uint64_t>();
+        std::uint64_t got = 0;
+        for (const auto& c : clients) {
+            BOOST_TEST(c.prefix_ok, model);
+            BOOST_TEST(c.done, model);
+            got += c.got;
+        }
+        BOOST_TEST(in == out + unsent, model << ": " << s["bytes"].dump());
+        BOOST_TEST(got == out, model << ": clients got " << got << ", " << s["bytes"].dump());
+        BOOST_TEST(s["store"]["bytes"].get<std::uint64_t>() == in, model);
+        BOOST_TEST(std::filesystem::file_size(store) == in, model);
+        BOOST_TEST(s["errors"]["ECONNRESET"] == 0, model << ": " << s["errors"].dump());
+        BOOST_TEST(in > 0u, model);
+    }
 }

@@ -106,12 +106,9 @@ public:
             read_again();
             tick(now_ns());
         }
-        const bool failed_run = failed();
+        if (!failed()) drain_connections();
         for (auto& c : conns_)
-            if (c) {
-                if (c->has_pending() && !failed_run) flush(*c, /*final=*/true);
-                if (c) close_connection(*c, failed_run ? "store failed" : "stop");
-            }
+            if (c) close_connection(*c, "store failed");
         drain_store();
         return stats_;
     }
@@ -209,7 +206,7 @@ private:
 
     void on_connection(Connection& c, std::uint32_t events) {
         if (events & kWritable) {
-            if (c.has_pending() && !flush(c, false)) return;
+            if (c.has_pending() && !flush(c)) return;
         }
         if (events & (kReadable | kHangup | kError)) {
             if (c.has_pending()) c.more_to_read = true;  // edge-triggered: come back after the flush
@@ -279,7 +276,7 @@ private:
         return true;
     }
 
-    bool flush(Connection& c, bool final) {
+    bool flush(Connection& c) {
         while (c.has_pending()) {
             IoResult w = send_some(c.fd.get(), c.pending.data() + c.pending_off, c.pending.size() - c.pending_off);
             if (w.failed()) {
@@ -293,7 +290,6 @@ private:
         c.pending.clear();
         c.pending_off = 0;
         echoed_all(c);
-        if (final) return true;
         if (!edge_) {
             loop_->modify(c.fd.get(), kReadable);
             return true;
@@ -332,6 +328,7 @@ EchoServerStats merge(const std::vector<EchoServerStats>& parts, const Shared& s
         s.idle_closed += p.idle_closed;
         s.bytes_in += p.bytes_in;
         s.bytes_out += p.bytes_out;
+        s.bytes_unsent += p.bytes_unsent;
         s.store_bytes += p.store_bytes;
         s.store_records += p.store_records;
         s.errors.merge(p.errors);

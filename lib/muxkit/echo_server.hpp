@@ -35,6 +35,8 @@ struct EchoServerConfig {
     int backlog = 4096;
     unsigned threads = 1;  // event loops, one per thread (multiplexed models only)
     std::optional<StoreConfig> store;  // keep every received byte in a file, through a writer process
+    // At a graceful stop, how long each connection gets to take the echo it is owed.
+    Duration drain_timeout = std::chrono::seconds(2);
 };
 
 struct EchoServerStats {
@@ -44,6 +46,9 @@ struct EchoServerStats {
     std::uint64_t finished = 0;  // served connections that have ended
     std::uint64_t idle_closed = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0;
+    // Received but never echoed: owed when the drain timeout ran out (or the echo was still
+    // unacknowledged then and so reset), or read during the drain. in = out + unsent.
+    std::uint64_t bytes_unsent = 0;
     ErrorCounts errors;
     std::uint64_t store_bytes = 0, store_records = 0;
     double duration_s = 0;

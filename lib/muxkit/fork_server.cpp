@@ -8,7 +8,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <cstring>
+
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,76 +38,168 @@ struct ChildReport {
     std::uint64_t store_records;
     std::uint32_t idle_closed;
     std::uint32_t reserved;
+    std::uint64_t bytes_unsent;
 };
 static_assert(sizeof(ChildReport) <= PIPE_BUF);
 
-// Waits for the socket; false on stop, idle timeout (sets idle) or error.
-bool wait_for(int fd, short events, int timeout_ms, bool& idle) {
+// Waits for the socket until deadline_ns (-1: none); false on stop, timeout (sets timed_out) or
+// error.
+bool wait_for(int fd, short events, std::int64_t deadline_ns, bool& timed_out, bool stop_counts = true) {
     for (;;) {
-        if (SignalPipe::stop_requested()) return false;
+        if (stop_counts && SignalPipe::stop_requested()) return false;
+        int timeout_ms = -1;
+        if (deadline_ns >= 0) {
+            const std::int64_t left = deadline_ns - now_ns();
+            if (left <= 0) {
+                timed_out = true;
+                return false;
+            }
+            timeout_ms = static_cast<int>(left / 1'000'000) + 1;
+        }
         pollfd p{fd, events, 0};
         int rc = ::poll(&p, 1, timeout_ms);
         if (rc > 0) return true;
-        if (rc == 0) {
-            idle = true;
-            return false;
-        }
-        if (errno != EINTR) return false;
+        if (rc < 0 && errno != EINTR) return false;
     }
 }
 
-// store_fd: the store pipe (blocking), or -1. Each record goes in one write of at most PIPE_BUF
-// bytes, so the records of all the connection processes never interleave.
-[[noreturn]] void serve_child(int fd, std::uint64_t id, const EchoServerConfig& config, int report_fd, int store_fd) {
-    ChildReport rep{static_cast<std::int32_t>(::getpid()), 0, 0, 0, 0, 0, 0, 0};
-    StoreEncoder encoder(config.store ? config.store->format : StoreFormat::raw);
-    std::string peer;
-    if (store_fd >= 0 && config.store->format == StoreFormat::jsonl) {
-        try {
-            peer = peer_endpoint(fd).to_string();
-        } catch (const SystemError&) {
-            peer = "unknown";
+// One connection in its own process. store_fd: the store pipe (blocking), or -1. Each record goes
+// in one write of at most PIPE_BUF bytes, so the records of all the connection processes never
+// interleave.
+class ChildConnection {
+public:
+    ChildConnection(int fd, std::uint64_t id, const EchoServerConfig& config, int store_fd)
+        : fd_(fd), id_(id), config_(config), store_fd_(store_fd), encoder_(config.store ? config.store->format : StoreFormat::raw),
+          buf_(std::max<std::size_t>(config.buffer_size, 1)) {
+        rep_.pid = static_cast<std::int32_t>(::getpid());
+        if (store_fd_ >= 0 && config.store->format == StoreFormat::jsonl) {
+            try {
+                peer_ = peer_endpoint(fd).to_string();
+            } catch (const SystemError&) {
+                peer_ = "unknown";
+            }
         }
     }
-    const int timeout_ms = config.idle_timeout ? static_cast<int>(std::max<std::int64_t>(1, config.idle_timeout->count() / 1'000'000)) : -1;
-    std::vector<char> buf(std::max<std::size_t>(config.buffer_size, 1));
-    bool idle = false;
-    while (wait_for(fd, POLLIN, timeout_ms, idle)) {
-        IoResult r = read_some(fd, buf.data(), buf.size());
-        if (r.n == 0) break;
-        if (r.failed()) {
-            if (r.would_block()) continue;
-            rep.error = r.err;
-            break;
+
+    ChildReport serve() {
+        if (echo() && SignalPipe::stop_requested()) drain();
+        ::close(fd_);
+        return rep_;
+    }
+
+private:
+    std::int64_t idle_deadline() const { return config_.idle_timeout ? now_ns() + config_.idle_timeout->count() : -1; }
+
+    // Reads and echoes until EOF, an error, the idle timeout or a stop; true on a stop, with
+    // what was read and not yet echoed in buf_[off_, len_).
+    bool echo() {
+        bool idle = false;
+        while (wait_for(fd_, POLLIN, idle_deadline(), idle)) {
+            IoResult r = read_some(fd_, buf_.data(), buf_.size());
+            if (r.n == 0) return false;
+            if (r.failed()) {
+                if (r.would_block()) continue;
+                rep_.error = r.err;
+                return false;
+            }
+            if (!take(static_cast<std::size_t>(r.n))) return false;
+            off_ = 0;
+            len_ = static_cast<std::size_t>(r.n);
+            while (off_ < len_) {
+                IoResult w = send_some(fd_, buf_.data() + off_, len_ - off_);
+                if (w.failed()) {
+                    if (w.would_block() && wait_for(fd_, POLLOUT, idle_deadline(), idle)) continue;
+                    if (!w.would_block()) {
+                        rep_.error = w.err;
+                        return false;
+                    }
+                    rep_.idle_closed = idle ? 1 : 0;
+                    return !idle;
+                }
+                off_ += static_cast<std::size_t>(w.n);
+                rep_.bytes_out += w.n;
+            }
         }
-        rep.bytes_in += r.n;
-        if (store_fd >= 0) {
-            int err = 0;
-            rep.store_records += encoder.encode({id, peer}, buf.data(), static_cast<std::size_t>(r.n),
-                                                [&](const char* rec, std::size_t n) {
-                                                    if (!err) err = write_all(store_fd, rec, n);
-                                                });
-            if (err) {
-                rep.error = err;  // EPIPE: the writer is gone; the parent reports it
+        rep_.idle_closed = idle ? 1 : 0;
+        return !idle;
+    }
+
+    // Counts and stores n bytes read into buf_; false when the store writer is gone.
+    bool take(std::size_t n) {
+        rep_.bytes_in += n;
+        if (store_fd_ < 0) return true;
+        int err = 0;
+        rep_.store_records += encoder_.encode({id_, peer_}, buf_.data(), n, [&](const char* rec, std::size_t k) {
+            if (!err) err = write_all(store_fd_, rec, k);
+        });
+        if (err) {
+            rep_.error = err;  // EPIPE: the writer is gone; the parent reports it
+            return false;
+        }
+        rep_.store_bytes += n;
+        return true;
+    }
+
+    // The graceful stop of the other models: the echo owed, then the write side shut down, then
+    // what the client still sends (stored, counted unsent) until it has every byte or leaves.
+    void drain() {
+        const std::int64_t deadline = now_ns() + config_.drain_timeout.count();
+        bool timed_out = false;
+        while (off_ < len_) {
+            IoResult w = send_some(fd_, buf_.data() + off_, len_ - off_);
+            if (w.n > 0) {
+                off_ += static_cast<std::size_t>(w.n);
+                rep_.bytes_out += w.n;
+            } else if (!w.would_block() || !wait_for(fd_, POLLOUT, deadline, timed_out, false)) {
                 break;
             }
-            rep.store_bytes += r.n;
         }
-        std::size_t off = 0;
-        while (off < static_cast<std::size_t>(r.n)) {
-            IoResult w = send_some(fd, buf.data() + off, r.n - off);
-            if (w.failed()) {
-                if (w.would_block() && wait_for(fd, POLLOUT, timeout_ms, idle)) continue;
-                if (!w.would_block()) rep.error = w.err;
-                goto done;
+        const std::uint64_t owed = len_ - off_;
+        std::vector<char> scratch(buf_.size());
+        if (owed == 0) {
+            ::shutdown(fd_, SHUT_WR);
+            for (;;) {
+                int unacked = 0;
+                if (::ioctl(fd_, SIOCOUTQ, &unacked) == 0 && unacked == 0) break;
+                if (!wait_for(fd_, POLLIN, std::min(deadline, now_ns() + 10'000'000), timed_out, false)) {
+                    if (now_ns() >= deadline) break;
+                    timed_out = false;
+                    continue;
+                }
+                IoResult r = read_some(fd_, scratch.data(), scratch.size());
+                if (r.n <= 0 && !r.would_block()) break;
+                if (r.n > 0) {
+                    std::memcpy(buf_.data(), scratch.data(), static_cast<std::size_t>(r.n));
+                    if (!take(static_cast<std::size_t>(r.n))) break;
+                    rep_.bytes_unsent += static_cast<std::uint64_t>(r.n);
+                }
             }
-            off += w.n;
-            rep.bytes_out += w.n;
+        }
+        rep_.bytes_unsent += owed;
+        int unacked = 0;
+        if (::ioctl(fd_, SIOCOUTQ, &unacked) == 0 && unacked > 0) {
+            // Out of time with echo unacknowledged: reset, so bytes.out is what the client got.
+            const std::uint64_t back = std::min<std::uint64_t>(static_cast<std::uint64_t>(unacked), rep_.bytes_out);
+            rep_.bytes_out -= back;
+            rep_.bytes_unsent += back;
+            const linger reset{1, 0};
+            ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
         }
     }
-done:
-    rep.idle_closed = idle ? 1 : 0;
-    ::close(fd);
+
+    int fd_;
+    std::uint64_t id_;
+    const EchoServerConfig& config_;
+    int store_fd_;
+    StoreEncoder encoder_;
+    std::string peer_;
+    std::vector<char> buf_;
+    std::size_t off_ = 0, len_ = 0;  // read, and echoed up to off_
+    ChildReport rep_{};
+};
+
+[[noreturn]] void serve_child(int fd, std::uint64_t id, const EchoServerConfig& config, int report_fd, int store_fd) {
+    ChildReport rep = ChildConnection(fd, id, config, store_fd).serve();
     write_all(report_fd, &rep, sizeof rep);
     ::_exit(0);
 }
@@ -157,6 +254,7 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
             if (n != static_cast<ssize_t>(sizeof rep)) return;  // EAGAIN or EOF; records are whole
             stats.bytes_in += rep.bytes_in;
             stats.bytes_out += rep.bytes_out;
+            stats.bytes_unsent += rep.bytes_unsent;
             stats.idle_closed += rep.idle_closed;
             stats.store_bytes += rep.store_bytes;
             stats.store_records += rep.store_records;
@@ -275,7 +373,8 @@ EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserv
     // Stop: end every child and let it report. With a store, a child may wait for the writer to
     // make room, so it gets longer before it is killed (which would lose what it holds).
     for (pid_t pid : live) ::kill(pid, SIGTERM);
-    const std::int64_t grace_end = now_ns() + (store && fatal.empty() ? 60'000'000'000 : 2'000'000'000);
+    const std::int64_t grace_end =
+        now_ns() + config.drain_timeout.count() + (store && fatal.empty() ? 60'000'000'000 : 2'000'000'000);
     while (!live.empty() && now_ns() < grace_end) {
         read_reports();
         reap(WNOHANG);

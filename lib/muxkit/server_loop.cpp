@@ -4,6 +4,9 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -272,6 +275,97 @@ void ServerLoop::store_failed() {
     if (store_failed_) return;
     store_failed_ = true;
     shared_.fail(fmt::format("the store writer (pid {}) stopped reading; {} is incomplete", store_->pid(), store_->path()));
+}
+
+void ServerLoop::drain_connections() {
+    struct Draining {
+        Connection* c;
+        bool write_shut = false;
+    };
+    std::vector<Draining> open;
+    for (auto& c : conns_)
+        if (c && !c->closed) open.push_back({c.get()});
+    const std::int64_t deadline = now_ns() + config_.drain_timeout.count();
+    std::vector<pollfd> fds;
+    std::vector<char> buf(std::max<std::size_t>(config_.buffer_size, 4096));
+    auto finish = [&](Draining& d, std::string_view reason) {
+        close_connection(*d.c, reason);
+        d.c = nullptr;
+    };
+    while (!open.empty()) {
+        fds.clear();
+        for (auto& d : open) {
+            Connection& c = *d.c;
+            if (!d.write_shut && !c.has_pending()) {
+                ::shutdown(c.fd.get(), SHUT_WR);  // FIN after the last echo byte
+                d.write_shut = true;
+            }
+            fds.push_back({c.fd.get(), static_cast<short>(POLLIN | (c.has_pending() ? POLLOUT : 0)), 0});
+        }
+        const std::int64_t left = deadline - now_ns();
+        if (left <= 0) break;
+        if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(left / 1'000'000 + 1, 100))) < 0 && errno != EINTR)
+            break;
+        for (std::size_t i = 0; i < open.size(); ++i) {
+            Draining& d = open[i];
+            Connection& c = *d.c;
+            const short ev = fds[i].revents;
+            if ((ev & (POLLOUT | POLLERR | POLLHUP)) && c.has_pending()) {
+                IoResult w = send_some(c.fd.get(), c.pending.data() + c.pending_off, c.pending.size() - c.pending_off);
+                if (w.n > 0) {
+                    c.pending_off += static_cast<std::size_t>(w.n);
+                    sent(c, static_cast<std::size_t>(w.n));
+                } else if (w.failed() && !w.would_block()) {
+                    stats_.bytes_unsent += c.pending.size() - c.pending_off;
+                    c.pending_off = c.pending.size();
+                    fail(c, w.err);
+                    d.c = nullptr;
+                    continue;
+                }
+            }
+            if (ev & (POLLIN | POLLERR | POLLHUP)) {
+                IoResult r = read_some(c.fd.get(), buf.data(), buf.size());
+                if (r.n > 0) {  // after the stop: kept in the store and counted, never echoed
+                    received(c, buf.data(), static_cast<std::size_t>(r.n));
+                    stats_.bytes_unsent += static_cast<std::size_t>(r.n);
+                } else if (r.n == 0 && !c.has_pending()) {
+                    finish(d, "stop");
+                    continue;
+                } else if (r.failed() && !r.would_block()) {
+                    stats_.bytes_unsent += c.pending.size() - c.pending_off;
+                    fail(c, r.err);
+                    d.c = nullptr;
+                    continue;
+                }
+            }
+            int unacked = 0;
+            if (d.write_shut && ::ioctl(c.fd.get(), SIOCOUTQ, &unacked) == 0 && unacked == 0) {
+                // The client has every echo byte: draining what it still sends first keeps the
+                // close clean where it can.
+                IoResult r;
+                while ((r = read_some(c.fd.get(), buf.data(), buf.size())).n > 0) {
+                    received(c, buf.data(), static_cast<std::size_t>(r.n));
+                    stats_.bytes_unsent += static_cast<std::size_t>(r.n);
+                }
+                finish(d, "stop");
+            }
+        }
+        std::erase_if(open, [](const Draining& d) { return d.c == nullptr; });
+    }
+    // Out of time: what is still owed or unacknowledged never reaches the client. Reset, so the
+    // count is exact (a plain close would go on sending some of it).
+    for (auto& d : open) {
+        Connection& c = *d.c;
+        int unacked = 0;
+        if (::ioctl(c.fd.get(), SIOCOUTQ, &unacked) != 0) unacked = 0;
+        const std::uint64_t taken_back = std::min<std::uint64_t>(static_cast<std::uint64_t>(unacked), c.bytes_out);
+        c.bytes_out -= taken_back;
+        stats_.bytes_out -= taken_back;
+        stats_.bytes_unsent += taken_back + (c.pending.size() - c.pending_off);
+        const linger reset{1, 0};
+        ::setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        close_connection(c, "drain timeout");
+    }
 }
 
 void ServerLoop::drain_store() {

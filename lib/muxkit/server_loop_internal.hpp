@@ -115,6 +115,11 @@ protected:
     void tick(std::int64_t now);
     std::optional<std::int64_t> next_deadline() const;
     void begin();
+    // At a graceful stop, once the driver has no operation in flight and c.pending holds all
+    // that each connection is owed: sends it, shuts down the write side, takes what the client
+    // still sends (stored, counted unsent) until its EOF or until it has acknowledged
+    // everything, then closes. What the drain timeout leaves is counted unsent and reset.
+    void drain_connections();
     // At the end of the run: every received byte reaches the store pipe.
     void drain_store();
     bool failed() { return store_failed_ || !shared_.fatal_reason().empty(); }

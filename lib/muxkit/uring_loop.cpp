@@ -24,7 +24,7 @@ namespace muxkit::detail {
 
 namespace {
 
-enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, wake, store };
+enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, wake, store, cancel };
 
 std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_t>(fd)); }
 
@@ -56,16 +56,12 @@ public:
             reap();
             tick(now_ns());
         }
-        const bool failed_run = failed();
+        if (!failed()) {
+            quiesce();
+            drain_connections();
+        }
         for (auto& c : conns_)
-            if (c && !c->closed) {
-                if (!failed_run && !c->sending && owed(*c) > 0) {  // one last try, as the readiness models do
-                    merge_backlog(*c);
-                    IoResult w = send_some(c->fd.get(), c->pending.data() + c->pending_off, c->pending.size() - c->pending_off);
-                    if (w.n > 0) sent(*c, static_cast<std::size_t>(w.n));
-                }
-                close_connection(*c, failed_run ? "store failed" : "stop");
-            }
+            if (c && !c->closed) close_connection(*c, "store failed");
         // The operations of closed connections end at once (shut down); wait for them.
         auto any_left = [&] { return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c != nullptr; }); };
         for (int i = 0; i < 100 && any_left(); ++i) {
@@ -82,6 +78,35 @@ public:
 
 private:
     char* buffer(int bid) const { return bufs_->buffer(bid); }
+
+    // At a graceful stop: no new receive, accept or wait for room; the receives in flight are
+    // cancelled (one that raced with data completes with it, which is echoed or kept owed), the
+    // sends in flight end. Then every connection's pending holds all it is owed, for
+    // drain_connections().
+    void quiesce() {
+        draining_ = true;
+        auto cancel = [&](std::uint64_t what) {
+            io_uring_sqe* s = sqe();
+            io_uring_prep_cancel64(s, what, 0);
+            io_uring_sqe_set_data64(s, tag(Op::cancel, 0));
+        };
+        for (auto& l : accepting_)
+            if (l.armed) cancel(tag(Op::accept, l.fd));
+        for (auto& c : conns_) {
+            if (!c || c->closed) continue;
+            if (c->receiving) cancel(tag(Op::recv, c->fd.get()));
+            if (c->awaiting_room) cancel(tag(Op::writable, c->fd.get()));
+        }
+        auto busy_left = [&] {
+            return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c && !c->closed && busy(*c); });
+        };
+        for (int i = 0; i < 100 && busy_left(); ++i) {
+            wait(now_ns() + 10'000'000);
+            reap();
+        }
+        for (auto& c : conns_)
+            if (c && !c->closed) merge_backlog(*c);
+    }
 
     // On the loop's own thread: the ring allows a single issuer.
     void setup() {
@@ -115,7 +140,7 @@ private:
     }
 
     bool may_receive(const Connection& c) const {
-        return !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && owed(c) < backlog_cap_;
+        return !draining_ && !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && owed(c) < backlog_cap_;
     }
 
     static std::size_t owed(const Connection& c) {
@@ -202,6 +227,7 @@ private:
         case Op::recv: on_recv(*conns_[fd], res, flags); break;
         case Op::send: on_send(*conns_[fd], res); break;
         case Op::writable: on_room(*conns_[fd]); break;
+        case Op::cancel: return;
         }
         Connection* c = conns_[fd].get();  // gone when that completion closed and freed it
         if (!c) return;
@@ -218,7 +244,7 @@ private:
     void on_accept(Accepting& l, int res, unsigned flags) {
         if (!(flags & IORING_CQE_F_MORE)) l.armed = false;
         if (res >= 0) {
-            if (Connection* c = admit(Fd(res))) arm_recv(*c);
+            if (Connection* c = admit(Fd(res)); c && !draining_) arm_recv(*c);
         } else if (res == -EINVAL && multishot_accept_) {
             multishot_accept_ = false;  // no multishot accept on this kernel: one operation per accept
         } else if (res == -EMFILE || res == -ENFILE) {
@@ -300,6 +326,7 @@ private:
         sent(c, n);
         merge_backlog(c);
         if (c.has_pending()) {
+            if (draining_) return;  // drain_connections() sends the rest
             if (n == 0) await_room(c);
             else send_backlog(c);
             return;
@@ -310,7 +337,7 @@ private:
 
     void on_room(Connection& c) {
         c.awaiting_room = false;
-        if (c.closed) return;
+        if (c.closed || draining_) return;
         merge_backlog(c);
         if (c.has_pending()) send_backlog(c);  // an error shows in the send
     }
@@ -355,6 +382,7 @@ private:
     std::vector<int> starved_;           // connections waiting for a free buffer
     std::vector<Accepting> accepting_;
     bool multishot_accept_ = true;
+    bool draining_ = false;  // a graceful stop: quiesce() and drain_connections()
     bool store_polling_ = false;
 };
 

@@ -15,7 +15,7 @@ struct EchoServerOptions {
     std::string model = "epoll";
     std::string buffer_size = "16K";
     std::string max_connections = "65536";
-    std::string idle_timeout, duration, stats_interval;
+    std::string idle_timeout, duration, stats_interval, drain_timeout = "2s";
     std::string max_clients = "0";
     CLI::Option* store_opt = nullptr;
     int backlog = 4096;
@@ -41,7 +41,7 @@ Json stats_json(const EchoServerStats& s) {
             {"fd_setsize", s.refused_fd_setsize},
             {"emfile", s.refused_emfile},
             {"fork_failed", s.refused_fork_failed}}}}},
-        {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}}},
+        {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}, {"unsent", s.bytes_unsent}}},
         {"errors", errors},
         {"duration_s", s.duration_s},
     };
@@ -100,6 +100,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
             throw UsageError(fmt::format("invalid --idle-timeout '{}': must be greater than 0", o.idle_timeout));
     }
     if (!o.duration.empty()) config.duration = parse_duration(o.duration);
+    config.drain_timeout = parse_duration(o.drain_timeout);
     if (!o.stats_interval.empty()) {
         config.stats_interval = parse_duration(o.stats_interval);
         if (config.stats_interval->count() <= 0) throw UsageError("invalid --stats-interval: must be greater than 0");
@@ -147,6 +148,8 @@ Subcommand setup_echo_server(CLI::App& parent) {
         ->capture_default_str();
     app->add_option("--idle-timeout", opts->idle_timeout, "close a connection idle for DUR")->type_name("DUR");
     app->add_option("--duration", opts->duration, "stop after DUR")->type_name("DUR");
+    app->add_option("--drain-timeout", opts->drain_timeout,
+                    "at a stop, how long each connection gets to take the echo it is owed")->type_name("DUR")->capture_default_str();
     app->add_option("--max-clients", opts->max_clients, "stop after N clients have come and gone (0: no limit)")->type_name("N");
     app->add_option("--stats-interval", opts->stats_interval, "print a stats line every DUR (SIGUSR1 prints one at any time)")->type_name("DUR");
     app->add_option("--threads", opts->threads, "event loops, one per thread, each with its own listening socket (SO_REUSEPORT)")
