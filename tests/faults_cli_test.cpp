@@ -348,3 +348,29 @@ BOOST_AUTO_TEST_CASE(stop_under_load_loses_nothing_it_received_on_every_model) {
         BOOST_TEST(in > 0u, model);
     }
 }
+
+BOOST_AUTO_TEST_CASE(store_is_never_reached_through_a_link_and_never_blocks_on_a_fifo) {
+    TempDir dir;
+    std::filesystem::create_directory(dir.path + "/real");
+    std::filesystem::create_directory_symlink(dir.path + "/real", dir.path + "/link");
+    RunResult through = run_muxkit({"echo-server", "--store", dir.path + "/link/f", "--duration", "100ms", "127.0.0.1:0"}, {}, 10s);
+    BOOST_TEST(through.exit_code == 3, through.err);
+    BOOST_TEST(through.err.find("a symbolic link is never followed") != std::string::npos, through.err);
+    BOOST_TEST(!std::filesystem::exists(dir.path + "/real/f"));
+
+    const std::string fifo = dir.path + "/fifo";
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto start = std::chrono::steady_clock::now();
+    RunResult blocked = run_muxkit({"echo-server", "--store", fifo, "--duration", "100ms", "127.0.0.1:0"}, {}, 10s);
+    BOOST_TEST(!blocked.timed_out);
+    BOOST_CHECK(std::chrono::steady_clock::now() - start < 3s);
+    BOOST_TEST(blocked.exit_code == 3, blocked.err);
+    BOOST_TEST(blocked.err.find("a FIFO with no reader") != std::string::npos, blocked.err);
+
+    const std::string wide = dir.path + "/wide";
+    std::ofstream(wide).put('x');
+    std::filesystem::permissions(wide, std::filesystem::perms(0644));
+    RunResult warned = run_muxkit({"echo-server", "--store", wide, "--duration", "100ms", "127.0.0.1:0"}, {}, 10s);
+    BOOST_TEST(warned.exit_code == 0, warned.err);
+    BOOST_TEST(warned.err.find("warning: store " + wide + " is open to other users (mode 0644)") != std::string::npos, warned.err);
+}

@@ -6,6 +6,8 @@
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 
 #include "muxkit/clock.hpp"
 #include "muxkit/error.hpp"
+#include "muxkit/fd.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/pipe.hpp"
 #include "muxkit/report.hpp"
@@ -146,12 +149,33 @@ StoreRecord parse_store_record(std::string_view line) {
     return r;
 }
 
-StoreWriter::StoreWriter(const StoreConfig& config) : path_(config.path) {
-    Fd file(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!file) {
-        if (errno == ELOOP) throw SystemError(ELOOP, "cannot open store " + path_ + " (a symbolic link is never followed)");
-        throw_errno("cannot open store " + path_);
+namespace {
+
+// Opens the store without following a symbolic link anywhere in the path (openat2's
+// RESOLVE_NO_SYMLINKS; O_NOFOLLOW guards only the last component), and without blocking on a
+// FIFO that has no reader (ENXIO).
+Fd open_store(const std::string& path) {
+    const int flags = O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags);
+    how.mode = 0600;
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    long fd = ::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) fd = ::open(path.c_str(), flags, 0600);  // kernels before 5.6
+    if (fd < 0) {
+        if (errno == ELOOP) throw SystemError(ELOOP, "cannot open store " + path + " (a symbolic link is never followed)");
+        if (errno == ENXIO) throw SystemError(ENXIO, "cannot open store " + path + " (a FIFO with no reader)");
+        throw_errno("cannot open store " + path);
     }
+    Fd file(static_cast<int>(fd));
+    set_nonblocking(file.get(), false);  // the writer process blocks on it
+    return file;
+}
+
+}  // namespace
+
+StoreWriter::StoreWriter(const StoreConfig& config) : path_(config.path) {
+    Fd file = open_store(path_);
     Pipe p = make_pipe();
     pid_ = ::fork();
     if (pid_ < 0) throw_errno("cannot start the store writer");

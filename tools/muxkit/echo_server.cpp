@@ -1,4 +1,6 @@
 // muxkit echo-server: options in, the library's EchoServer, the report out.
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 
 #include <muxkit/echo_server.hpp>
@@ -118,6 +120,11 @@ int run_echo_server_command(const EchoServerOptions& o) {
 
     Output out("echo-server", o.common);
     Reporter reporter(out);
+    // A store that others can read holds what every client sent: say so (a new one is 0600).
+    struct stat st {};
+    if (config.store && ::stat(config.store->path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+        out.warning(fmt::format("store {} is open to other users (mode {:04o}); new stores are created 0600", printable(config.store->path),
+                                st.st_mode & 07777));
     EchoServerStats s = run_echo_server(config, reporter);
     Json summary = {{"model", server_model_name(config.model)}};
     Json body = stats_json(s);
