@@ -3,7 +3,10 @@
 // many short connections), then checks that the server is alive and still echoes, that every
 // client that finished normally got exactly its bytes back, that descriptors and memory are back
 // near their baseline, that no zombie is left, and that --store holds every byte received.
+// Then each model is stopped under load (in = out + unsent, the clients got exactly out), and the
+// fork model is run at a descriptor limit where every accept meets EMFILE (no client hangs).
 //   muxkit-soak [--seconds N] [--model M]...   prints one line of figures per model; exit 1 on a failed check
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -18,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -47,12 +51,17 @@ struct Server {
     std::string stdout_text;
 };
 
-Server start_server(const std::string& model, const std::string& store) {
+// nofile: soft and hard RLIMIT_NOFILE for the server (0: as inherited).
+Server start_server(const std::string& model, const std::string& store, rlim_t nofile = 0) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     Server s;
     s.pid = ::fork();
     if (s.pid == 0) {
+        if (nofile) {
+            rlimit rl{nofile, nofile};
+            ::setrlimit(RLIMIT_NOFILE, &rl);
+        }
         ::dup2(p[1], 1);
         ::execl(MUXKIT_BINARY, "muxkit", "echo-server", "127.0.0.1:0", "-m", model.c_str(), "--store", store.c_str(),
                 "--json", "--buffer-size", "16K", nullptr);
@@ -245,6 +254,100 @@ bool soak_model(const std::string& model, double seconds) {
     return ok;
 }
 
+// SIGTERM while clients stream (two of them not reading until the stop): nothing received is
+// lost or miscounted: in = out + unsent, the clients got exactly out, the store holds in.
+bool soak_stop_under_load(const std::string& model) {
+    std::string store = fmt::format("/tmp/muxkit-soak-{}-{}-stop.raw", ::getpid(), model);
+    ::unlink(store.c_str());
+    Server server = start_server(model, store);
+    std::vector<Fd> clients;
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(dial(server.port));
+        if (!clients.back()) return false;
+        muxkit::set_nonblocking(clients.back().get());
+    }
+    std::vector<char> chunk(65536, 'x');
+    std::vector<std::uint64_t> got(clients.size(), 0);
+    std::vector<bool> done(clients.size(), false);
+    char buf[65536];
+    auto pump = [&](bool sending, bool all_read) {
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            if (done[i]) continue;
+            if (sending) ::send(clients[i].get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+            if (i < 2 && !all_read) continue;
+            for (;;) {
+                ssize_t n = ::recv(clients[i].get(), buf, sizeof buf, 0);
+                if (n > 0) {
+                    got[i] += static_cast<std::uint64_t>(n);
+                    continue;
+                }
+                if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) done[i] = true;
+                break;
+            }
+        }
+    };
+    const std::int64_t until = muxkit::now_ns() + 500'000'000;
+    while (muxkit::now_ns() < until) pump(true, false);
+    std::atomic<bool> stopped{false};
+    std::thread reader([&] {
+        const std::int64_t give_up = muxkit::now_ns() + 15'000'000'000;
+        while (muxkit::now_ns() < give_up && !(stopped && std::all_of(done.begin(), done.end(), [](bool d) { return d; }))) {
+            pump(false, true);
+            ::usleep(1000);
+        }
+    });
+    Json summary = stop_server(server);
+    stopped = true;
+    reader.join();
+    struct stat st{};
+    ::stat(store.c_str(), &st);
+    ::unlink(store.c_str());
+    if (!summary.is_object()) {
+        fmt::print("soak {:<9} stop under load: the server did not end cleanly\n", model);
+        return false;
+    }
+    const auto in = summary["bytes"]["in"].get<std::uint64_t>(), out = summary["bytes"]["out"].get<std::uint64_t>(),
+               unsent = summary["bytes"]["unsent"].get<std::uint64_t>();
+    std::uint64_t total = 0;
+    for (auto g : got) total += g;
+    const bool ok = in == out + unsent && total == out && static_cast<std::uint64_t>(st.st_size) == in &&
+                    summary["errors"]["ECONNRESET"] == 0;
+    fmt::print("soak {:<9} stop under load: in {} = out {} + unsent {}, clients got {}, stored {}: {}\n", model, in, out, unsent,
+               total, st.st_size, ok ? "ok" : "FAILED");
+    return ok;
+}
+
+// The fork model at a descriptor limit it cannot raise, one past its own needs, so every accept
+// meets EMFILE: every client refused at once (the spare descriptor), none hung, no spin.
+bool soak_fork_emfile() {
+    Server server = start_server("fork", "/dev/null", 10);
+    const double cpu_before = muxkit::test::cpu_seconds(server.pid);
+    int served = 0, refused = 0, hung = 0;
+    std::vector<Fd> clients;
+    for (int i = 0; i < 24; ++i) clients.push_back(dial(server.port));
+    for (auto& c : clients) {
+        if (!c || !send_all(c.get(), "hi", 2)) {
+            ++refused;
+            continue;
+        }
+        char b[2];
+        pollfd p{c.get(), POLLIN, 0};
+        if (::poll(&p, 1, 3000) != 1) {
+            ++hung;
+            continue;
+        }
+        (::recv(c.get(), b, 2, MSG_WAITALL) == 2 ? served : refused)++;
+    }
+    ::usleep(300000);
+    const double cpu = muxkit::test::cpu_seconds(server.pid) - cpu_before;
+    clients.clear();
+    Json summary = stop_server(server);
+    const bool ok = hung == 0 && served + refused == 24 && cpu < 0.5 && summary.is_object();
+    fmt::print("soak fork      at nofile 10: {} served, {} refused, {} hung, {:.2f} s CPU: {}\n", served, refused, hung, cpu,
+               ok ? "ok" : "FAILED");
+    return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -271,6 +374,8 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     bool ok = true;
     for (const auto& m : models) ok = soak_model(m, seconds / static_cast<double>(models.size())) && ok;
+    for (const auto& m : models) ok = soak_stop_under_load(m) && ok;
+    ok = soak_fork_emfile() && ok;
     fmt::print("soak: {}\n", ok ? "every model held" : "a check failed");
     return ok ? 0 : 1;
 }
