@@ -108,7 +108,9 @@ BOOST_AUTO_TEST_CASE(fd_watch_times_out_while_an_exec_source_runs) {
 
 BOOST_AUTO_TEST_CASE(a_closed_stdout_ends_quietly_and_a_full_one_is_a_runtime_error) {
     // The reader went away: exit 0, nothing on stderr, no hang.
-    for (std::string cmd : {"fd-watch exec:yes", "fd-watch --json file:/dev/zero", "pipe-test"}) {
+    EchoServer server({});
+    const std::string load = "multi-connect " + server.address() + " -d 10s --interval 50ms";
+    for (std::string cmd : {std::string("fd-watch exec:yes"), std::string("fd-watch --json file:/dev/zero"), std::string("pipe-test"), load}) {
         RunResult r = sh(fmt::format("bash -c '{} {} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}'", kMuxkit, cmd), 15s);
         BOOST_TEST(!r.timed_out, cmd);
         BOOST_TEST(r.out == "0\n", cmd << ": " << r.out << r.err);
@@ -373,4 +375,46 @@ BOOST_AUTO_TEST_CASE(store_is_never_reached_through_a_link_and_never_blocks_on_a
     RunResult warned = run_muxkit({"echo-server", "--store", wide, "--duration", "100ms", "127.0.0.1:0"}, {}, 10s);
     BOOST_TEST(warned.exit_code == 0, warned.err);
     BOOST_TEST(warned.err.find("warning: store " + wide + " is open to other users (mode 0644)") != std::string::npos, warned.err);
+}
+
+// Slowloris clients, a connect storm and a SIGSTOP of the server: afterwards it still echoes a
+// new client exactly, and ends cleanly.
+BOOST_AUTO_TEST_CASE(slowloris_connect_storm_and_sigstop_leave_every_model_serving) {
+    for (const std::string& model :
+         with_io_uring({"select", "poll", "epoll", "epoll-et", "fork", "epoll/2"}, {"io_uring", "io_uring/2"})) {
+        EchoServer server({"-m", model});
+        std::vector<Fd> slow;
+        for (int i = 0; i < 20; ++i) slow.push_back(connect_to(server.address()));
+        for (int round = 0; round < 10; ++round) {
+            for (auto& c : slow) send_all(c.get(), "x");
+            std::this_thread::sleep_for(20ms);
+        }
+        for (auto& c : slow) BOOST_TEST(recv_exact(c.get(), 10) == std::string(10, 'x'), model);
+        for (int i = 0; i < 300; ++i) connect_to(server.address());  // connect and vanish
+        server.process().signal(SIGSTOP);
+        Fd during = connect_to(server.address());  // the kernel queues it meanwhile
+        send_all(during.get(), "while stopped");
+        std::this_thread::sleep_for(300ms);
+        server.process().signal(SIGCONT);
+        BOOST_TEST(recv_exact(during.get(), 13) == "while stopped", model);
+        const std::string data = random_bytes(64 * 1024, 7);
+        Fd fresh = connect_to(server.address());
+        send_all(fresh.get(), data);
+        BOOST_TEST((recv_exact(fresh.get(), data.size()) == data), model);
+        slow.clear();
+        during.reset();
+        fresh.reset();
+        RunResult r = server.stop();
+        BOOST_TEST(r.exit_code == 0, model << ": " << r.err);
+        Json s = summary_of(r);
+        BOOST_TEST(s["bytes"]["in"] == s["bytes"]["out"].get<std::uint64_t>() + s["bytes"]["unsent"].get<std::uint64_t>(), model);
+        BOOST_TEST(s["connections"]["accepted"].get<int>() + s["connections"]["refused"].get<int>() == 20 + 300 + 2, model);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(store_on_a_read_only_file_system_is_a_runtime_error_naming_it) {
+    RunResult r = run_muxkit({"echo-server", "--store", "/proc/muxkit-store", "--duration", "100ms", "127.0.0.1:0"}, {}, 10s);
+    BOOST_TEST(r.exit_code == 3, r.err);
+    BOOST_TEST(r.err.find("cannot open store /proc/muxkit-store") != std::string::npos, r.err);
+    BOOST_TEST(r.out.empty());
 }
