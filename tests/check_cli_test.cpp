@@ -24,16 +24,9 @@ namespace {
 
 const auto kClients = with_io_uring({"select", "epoll", "epoll/2"}, {"io_uring", "io_uring/2"});
 
-std::vector<std::string> client(const std::string& variant, std::vector<std::string> args) {
-    args.insert(args.begin(), "multi-connect");
-    auto slash = variant.find('/');
-    args.insert(args.end(), {"-m", variant.substr(0, slash), "--threads", slash == std::string::npos ? "1" : variant.substr(slash + 1)});
-    return args;
-}
-
-std::string closed_port_address() {
-    Fd l = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 1);
-    return local_endpoint(l.get()).to_string();
+RunResult run_json(std::vector<std::string> args) {
+    args.push_back("--json");
+    return run_muxkit(args);
 }
 
 bool has_reason(const Json& s, const std::string& start) {
@@ -62,7 +55,7 @@ void max_failures_bounds(const std::vector<std::string>& args, std::uint64_t n) 
 
 BOOST_DATA_TEST_CASE(refused_connects_count_once_each, bdata::make(kClients), variant) {
     const std::string address = closed_port_address();
-    RunResult r = run_muxkit(client(variant, {address, "-c", "3", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {address, "-c", "3", "--json"}));
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["connections"]["failed"] == 3);
@@ -70,7 +63,7 @@ BOOST_DATA_TEST_CASE(refused_connects_count_once_each, bdata::make(kClients), va
     BOOST_TEST(s["failures_by_phase"]["connect"] == 3);
     BOOST_TEST(s["check"]["failures"] == 3);
     // Zero connections never pass, whatever --max-failures allows.
-    RunResult tolerant = run_muxkit(client(variant, {address, "-c", "3", "--max-failures", "10", "--max-p99", "1ms", "--json"}));
+    RunResult tolerant = run_muxkit(load_client(variant, {address, "-c", "3", "--max-failures", "10", "--max-p99", "1ms", "--json"}));
     BOOST_TEST(tolerant.exit_code == 1);
     Json t = summary_of(tolerant);
     BOOST_TEST(t["check"]["passed"] == false);
@@ -96,10 +89,8 @@ BOOST_AUTO_TEST_CASE(connect_timeouts_count_once_each) {
 
 BOOST_DATA_TEST_CASE(reply_timeouts_count_once_each, bdata::make(kClients), variant) {
     Peer peer = python_peer("silent");
-    std::vector<std::string> args = client(variant, {peer.address(), "-c", "2", "-n", "3", "--reply-timeout", "300ms"});
-    auto json = args;
-    json.push_back("--json");
-    RunResult r = run_muxkit(json);
+    std::vector<std::string> args = load_client(variant, {peer.address(), "-c", "2", "-n", "3", "--reply-timeout", "300ms"});
+    RunResult r = run_json(args);
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["timeouts"] == 2);
@@ -111,10 +102,8 @@ BOOST_DATA_TEST_CASE(reply_timeouts_count_once_each, bdata::make(kClients), vari
 
 BOOST_DATA_TEST_CASE(verify_mismatches_count_once_each, bdata::make(kClients), variant) {
     Peer peer = python_peer("wrong");
-    std::vector<std::string> args = client(variant, {peer.address(), "-c", "2", "-n", "3"});
-    auto json = args;
-    json.push_back("--json");
-    RunResult r = run_muxkit(json);
+    std::vector<std::string> args = load_client(variant, {peer.address(), "-c", "2", "-n", "3"});
+    RunResult r = run_json(args);
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["received"] == 6);
@@ -126,10 +115,8 @@ BOOST_DATA_TEST_CASE(verify_mismatches_count_once_each, bdata::make(kClients), v
 
 BOOST_DATA_TEST_CASE(reset_mid_run_counts_once_per_connection, bdata::make(kClients), variant) {
     Peer peer = python_peer("reset-after", 64);  // echoes the first message, then resets
-    std::vector<std::string> args = client(variant, {peer.address(), "-c", "2", "-n", "5", "-s", "64"});
-    auto json = args;
-    json.push_back("--json");
-    RunResult r = run_muxkit(json);
+    std::vector<std::string> args = load_client(variant, {peer.address(), "-c", "2", "-n", "5", "-s", "64"});
+    RunResult r = run_json(args);
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["received"] == 2);
@@ -142,10 +129,8 @@ BOOST_DATA_TEST_CASE(reset_mid_run_counts_once_per_connection, bdata::make(kClie
 
 BOOST_DATA_TEST_CASE(peer_close_mid_run_counts_once_per_connection, bdata::make(kClients), variant) {
     Peer peer = python_peer("close-after", 64);  // echoes the first message, then EOF
-    std::vector<std::string> args = client(variant, {peer.address(), "-c", "2", "-n", "5", "-s", "64"});
-    auto json = args;
-    json.push_back("--json");
-    RunResult r = run_muxkit(json);
+    std::vector<std::string> args = load_client(variant, {peer.address(), "-c", "2", "-n", "5", "-s", "64"});
+    RunResult r = run_json(args);
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["received"] == 2);
@@ -207,7 +192,7 @@ BOOST_DATA_TEST_CASE(normal_end_makes_no_server_errors,
     EchoServer server({"-m", model});
     for (const auto& clients : kClients) {
         for (std::vector<std::string> end : {std::vector<std::string>{"-d", "300ms"}, std::vector<std::string>{"-n", "200"}}) {
-            auto args = client(clients, {server.address(), "-c", "5", "--pipeline", "4", "--json"});
+            auto args = load_client(clients, {server.address(), "-c", "5", "--pipeline", "4", "--json"});
             args.insert(args.end(), end.begin(), end.end());
             RunResult r = run_muxkit(args);
             BOOST_TEST(r.exit_code == 0, model << " " << clients << ": " << r.out << r.err);

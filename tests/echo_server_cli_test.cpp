@@ -32,7 +32,6 @@ namespace {
 // Every model, and the multiplexed ones again with two event loops (--threads 2).
 const auto kVariants = with_io_uring({"select", "poll", "epoll", "epoll-et", "fork", "select/2", "poll/2", "epoll/2", "epoll-et/2"});
 
-std::string model_of(const std::string& variant) { return variant.substr(0, variant.find('/')); }
 
 // Writes payload in random chunk sizes while a thread reads the echo; returns what came back.
 std::string echo_concurrently(const std::string& address, const std::string& payload, std::uint32_t seed) {

@@ -28,15 +28,6 @@ namespace {
 // The client's models, each also with two event loops ("epoll/2": -m epoll --threads 2).
 const auto kClients = with_io_uring({"epoll", "epoll/2"}, {"io_uring", "io_uring/2"});
 
-std::string model_of(const std::string& variant) { return variant.substr(0, variant.find('/')); }
-
-// multi-connect ARGS... -m MODEL --threads N
-std::vector<std::string> client(const std::string& variant, std::vector<std::string> args) {
-    args.insert(args.begin(), "multi-connect");
-    auto slash = variant.find('/');
-    args.insert(args.end(), {"-m", model_of(variant), "--threads", slash == std::string::npos ? "1" : variant.substr(slash + 1)});
-    return args;
-}
 
 // A misbehaving server in a thread of the test: alters a byte now and then, or never answers.
 class BadServer {
@@ -98,16 +89,12 @@ private:
     std::thread thread_;
 };
 
-std::string closed_port_address() {
-    Fd l = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 1);
-    return local_endpoint(l.get()).to_string();  // closed again when l goes
-}
 
 }  // namespace
 
 BOOST_DATA_TEST_CASE(verified_run_against_echo_server_counts_everything, bdata::make(kClients), variant) {
     EchoServer server({});
-    RunResult r = run_muxkit(client(variant, {server.address(), "-c", "20", "-n", "50", "-s", "100", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-c", "20", "-n", "50", "-s", "100", "--json"}));
     BOOST_TEST(r.exit_code == 0, r.err);
     Json s = summary_of(r);
     BOOST_TEST(s["command"] == "multi-connect");
@@ -134,7 +121,7 @@ BOOST_DATA_TEST_CASE(verified_run_against_echo_server_counts_everything, bdata::
 BOOST_AUTO_TEST_CASE(every_model_pipelined_and_large_messages) {
     EchoServer server({"--buffer-size", "4K"});
     for (const std::string& model : with_io_uring({"select", "poll", "epoll", "epoll/2"}, {"io_uring", "io_uring/2"})) {
-        RunResult r = run_muxkit(client(model, {server.address(), "-c", "8", "-n", "40", "--pipeline", "8", "-s", "100K", "--json"}));
+        RunResult r = run_muxkit(load_client(model, {server.address(), "-c", "8", "-n", "40", "--pipeline", "8", "-s", "100K", "--json"}));
         BOOST_TEST(r.exit_code == 0, model << ": " << r.err);
         Json s = summary_of(r);
         BOOST_TEST(s["model"] == model_of(model));
@@ -145,7 +132,7 @@ BOOST_AUTO_TEST_CASE(every_model_pipelined_and_large_messages) {
 
 BOOST_DATA_TEST_CASE(altered_bytes_are_verify_failures_and_exit_1, bdata::make(kClients), variant) {
     BadServer bad(BadServer::Kind::alter_bytes);
-    RunResult r = run_muxkit(client(variant, {bad.address(), "-c", "4", "-n", "100", "-s", "64", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {bad.address(), "-c", "4", "-n", "100", "-s", "64", "--json"}));
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["verify_failures"].get<int>() > 0);
@@ -154,14 +141,14 @@ BOOST_DATA_TEST_CASE(altered_bytes_are_verify_failures_and_exit_1, bdata::make(k
     BOOST_TEST(s["check"]["passed"] == false);
     // Tolerated when --max-failures allows it.
     int vf = s["messages"]["verify_failures"].get<int>();
-    RunResult ok = run_muxkit(client(variant, {bad.address(), "-c", "4", "-n", "100", "--max-failures", "1000"}));
+    RunResult ok = run_muxkit(load_client(variant, {bad.address(), "-c", "4", "-n", "100", "--max-failures", "1000"}));
     BOOST_TEST(ok.exit_code == 0, ok.out);
     BOOST_TEST(vf <= 400);
 }
 
 BOOST_DATA_TEST_CASE(no_verify_ignores_altered_bytes, bdata::make(kClients), variant) {
     BadServer bad(BadServer::Kind::alter_bytes);
-    RunResult r = run_muxkit(client(variant, {bad.address(), "-c", "2", "-n", "100", "--no-verify", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {bad.address(), "-c", "2", "-n", "100", "--no-verify", "--json"}));
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(summary_of(r)["messages"]["verify_failures"] == 0);
 }
@@ -169,7 +156,7 @@ BOOST_DATA_TEST_CASE(no_verify_ignores_altered_bytes, bdata::make(kClients), var
 BOOST_DATA_TEST_CASE(server_that_never_answers_ends_by_reply_timeout, bdata::make(kClients), variant) {
     BadServer silent(BadServer::Kind::never_answer);
     auto start = std::chrono::steady_clock::now();
-    RunResult r = run_muxkit(client(variant, {silent.address(), "-c", "3", "-n", "5", "--reply-timeout", "300ms", "--json"}),
+    RunResult r = run_muxkit(load_client(variant, {silent.address(), "-c", "3", "-n", "5", "--reply-timeout", "300ms", "--json"}),
                              {}, 20s);
     auto took = std::chrono::steady_clock::now() - start;
     BOOST_TEST(!r.timed_out);
@@ -183,7 +170,7 @@ BOOST_DATA_TEST_CASE(server_that_never_answers_ends_by_reply_timeout, bdata::mak
 
 BOOST_DATA_TEST_CASE(closed_port_fails_every_connection_with_econnrefused, bdata::make(kClients), variant) {
     std::string address = closed_port_address();
-    RunResult r = run_muxkit(client(variant, {address, "-c", "7", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {address, "-c", "7", "--json"}));
     BOOST_TEST(r.exit_code == 1);
     Json s = summary_of(r);
     BOOST_TEST(s["connections"]["requested"] == 7);
@@ -196,7 +183,7 @@ BOOST_DATA_TEST_CASE(closed_port_fails_every_connection_with_econnrefused, bdata
 BOOST_DATA_TEST_CASE(duration_ends_on_time_and_reports_in_flight_separately, bdata::make(kClients), variant) {
     EchoServer server({});
     auto start = std::chrono::steady_clock::now();
-    RunResult r = run_muxkit(client(variant, {server.address(), "-c", "4", "-d", "500ms", "--pipeline", "4", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-c", "4", "-d", "500ms", "--pipeline", "4", "--json"}));
     auto took = std::chrono::steady_clock::now() - start;
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_CHECK(took >= 500ms);
@@ -211,7 +198,7 @@ BOOST_DATA_TEST_CASE(duration_ends_on_time_and_reports_in_flight_separately, bda
 
 BOOST_DATA_TEST_CASE(rate_paces_messages_and_intervals_are_reported, bdata::make(kClients), variant) {
     EchoServer server({});
-    RunResult r = run_muxkit(client(variant, {server.address(), "-c", "5", "--rate", "500", "-d", "1s", "--interval",
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-c", "5", "--rate", "500", "-d", "1s", "--interval",
                               "250ms", "--json"}));
     BOOST_TEST(r.exit_code == 0, r.err);
     auto lines = r.json_lines();
@@ -244,18 +231,18 @@ BOOST_AUTO_TEST_CASE(max_p99_below_any_real_round_trip_exits_1) {
 
 BOOST_DATA_TEST_CASE(payload_text_and_file_are_sent_and_verified, bdata::make(kClients), variant) {
     EchoServer server({});
-    RunResult r = run_muxkit(client(variant, {server.address(), "-n", "10", "--payload", "hello muxkit", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-n", "10", "--payload", "hello muxkit", "--json"}));
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(summary_of(r)["settings"]["size"] == 12);
     std::string path = fmt::format("/tmp/muxkit-payload-{}", ::getpid());
     std::ofstream(path) << random_bytes(5000, 4);
-    RunResult f = run_muxkit(client(variant, {server.address(), "-n", "10", "--payload", "@" + path, "--json"}));
+    RunResult f = run_muxkit(load_client(variant, {server.address(), "-n", "10", "--payload", "@" + path, "--json"}));
     ::unlink(path.c_str());
     BOOST_TEST(f.exit_code == 0);
     Json s = summary_of(f);
     BOOST_TEST(s["settings"]["size"] == 5000);
     BOOST_TEST(s["messages"]["verify_failures"] == 0);
-    RunResult missing = run_muxkit(client(variant, {server.address(), "--payload", "@/nonexistent/file"}));
+    RunResult missing = run_muxkit(load_client(variant, {server.address(), "--payload", "@/nonexistent/file"}));
     BOOST_TEST(missing.exit_code == 2);
 }
 
@@ -263,7 +250,7 @@ BOOST_DATA_TEST_CASE(ipv6_and_unix_targets, bdata::make(kClients), variant) {
     std::string path = fmt::format("/tmp/muxkit-mc-{}.sock", ::getpid());
     EchoServer server({"[::1]:0", "unix:" + path}, {}, 2);
     for (int i = 0; i < 2; ++i) {
-        RunResult r = run_muxkit(client(variant, {server.address(i), "-c", "5", "-n", "20", "--json"}));
+        RunResult r = run_muxkit(load_client(variant, {server.address(i), "-c", "5", "-n", "20", "--json"}));
         BOOST_TEST(r.exit_code == 0, server.address(i) << ": " << r.err);
         BOOST_TEST(summary_of(r)["messages"]["received"] == 100);
     }
@@ -289,7 +276,7 @@ BOOST_AUTO_TEST_CASE(interactive_echoes_stdin_lines_exactly) {
 BOOST_DATA_TEST_CASE(connect_rate_spreads_connections, bdata::make(kClients), variant) {
     EchoServer server({});
     auto start = std::chrono::steady_clock::now();
-    RunResult r = run_muxkit(client(variant, {server.address(), "-c", "10", "-n", "1", "--connect-rate", "40", "--json"}));
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-c", "10", "-n", "1", "--connect-rate", "40", "--json"}));
     auto took = std::chrono::steady_clock::now() - start;
     BOOST_TEST(r.exit_code == 0);
     BOOST_CHECK(took >= 200ms);  // 10 connections at 40/s take at least 9/40 s
@@ -330,7 +317,7 @@ BOOST_DATA_TEST_CASE(thousands_of_connections_against_epoll_server, bdata::make(
         return;
     }
     EchoServer server({"-m", "epoll"});
-    RunResult r = run_muxkit(client(variant, {server.address(), "-c", "10000", "-n", "2", "--json"}), {}, 120s);
+    RunResult r = run_muxkit(load_client(variant, {server.address(), "-c", "10000", "-n", "2", "--json"}), {}, 120s);
     BOOST_TEST(r.exit_code == 0, r.err);
     Json s = summary_of(r);
     BOOST_TEST(s["connections"]["established"] == 10000);

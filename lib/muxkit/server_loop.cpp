@@ -104,7 +104,6 @@ ServerLoop::ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector
       store_(shared.store), encoder_(config_.store ? config_.store->format : StoreFormat::raw) {}
 
 void ServerLoop::begin() {
-    spare_.emplace();
     if (config_.idle_timeout) next_idle_scan_ns_ = now_ns() + idle_scan_period();
 }
 
@@ -131,7 +130,13 @@ void ServerLoop::tick(std::int64_t now) {
     }
     if (listeners_paused_until_ && now >= *listeners_paused_until_) {
         listeners_paused_until_.reset();
-        spare_->take_back();
+        {
+            // Under the accept lock too: taking a descriptor here while another loop refuses with
+            // its spare would leave that loop without one, and its clients waiting.
+            std::unique_lock lock(shared_.accept_mutex, std::defer_lock);
+            if (shared_.several_loops) lock.lock();
+            spare_.take_back();
+        }
         start_accepting();
     }
     if (now >= next_publish_ns_) {
@@ -141,7 +146,7 @@ void ServerLoop::tick(std::int64_t now) {
     }
 }
 
-bool ServerLoop::refuse_with_spare(int listen_fd) { return spare_->refuse_one(listen_fd, stats_.refused_emfile); }
+bool ServerLoop::refuse_with_spare(int listen_fd) { return spare_.refuse_one(listen_fd, stats_.refused_emfile); }
 
 void ServerLoop::pause_listeners() {
     if (listeners_paused_until_) return;

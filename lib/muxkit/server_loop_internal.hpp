@@ -66,8 +66,9 @@ struct Shared {
     std::atomic<std::uint64_t> current{0}, peak{0}, finished{0}, next_id{0};
     StoreWriter* store = nullptr;
     std::mutex mutex;  // guards fatal and the observer's connection events
-    // With several loops, held around each accept: between giving up its spare descriptor and
-    // accepting with it, a loop must not lose that descriptor to another loop's accept.
+    // With several loops, held around every accept and every retaking of a spare descriptor:
+    // between giving up its spare and accepting with it, a loop must not lose that descriptor
+    // to another loop.
     std::mutex accept_mutex;
     bool several_loops = false;
     std::string fatal;
@@ -136,7 +137,9 @@ protected:
     std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
     EchoServerStats stats_;
     std::optional<std::int64_t> listeners_paused_until_;
-    std::optional<SpareFd> spare_;  // given up to accept-and-close on EMFILE; made in begin()
+    // Given up to accept-and-close on EMFILE. Made with the loop, before any loop accepts: one
+    // that started first could otherwise take every descriptor.
+    SpareFd spare_;
     bool stop_ = false;
 
 private:

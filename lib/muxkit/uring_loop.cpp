@@ -250,6 +250,8 @@ private:
         } else if (res == -EMFILE || res == -ENFILE) {
             // An io_uring accept fails at once at the limit, pending connection or not: refuse
             // the pending one, if any, then wait until another one is there.
+            std::unique_lock lock(shared_.accept_mutex, std::defer_lock);
+            if (shared_.several_loops) lock.lock();
             if (!refuse_with_spare(l.fd)) pause_listeners();
             else if (!l.armed) {
                 arm_poll(l.fd, POLLIN, Op::listener_ready);

@@ -63,6 +63,7 @@ Server start_server(const std::string& model, const std::string& store, rlim_t n
             ::setrlimit(RLIMIT_NOFILE, &rl);
         }
         ::dup2(p[1], 1);
+        ::close_range(3, ~0U, 0);  // nothing inherited from whoever runs the soak: the limit below is exact
         ::execl(MUXKIT_BINARY, "muxkit", "echo-server", "127.0.0.1:0", "-m", model.c_str(), "--store", store.c_str(),
                 "--json", "--buffer-size", "16K", nullptr);
         ::_exit(127);

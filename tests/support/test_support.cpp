@@ -22,6 +22,7 @@
 #include <muxkit/address.hpp>
 #include <muxkit/clock.hpp>
 #include <muxkit/io.hpp>
+#include <muxkit/socket.hpp>
 
 namespace muxkit::test {
 
@@ -194,6 +195,20 @@ Peer::Peer(std::vector<std::string> args) : child_(std::move(args), stdin_kept_o
         address_ = "127.0.0.1:" + std::to_string(std::stoi(line.substr(at + 5)));
     }
     BOOST_REQUIRE_MESSAGE(!address_.empty(), "the peer named no port");
+}
+
+std::string model_of(const std::string& variant) { return variant.substr(0, variant.find('/')); }
+
+std::vector<std::string> load_client(const std::string& variant, std::vector<std::string> args) {
+    args.insert(args.begin(), "multi-connect");
+    auto slash = variant.find('/');
+    args.insert(args.end(), {"-m", model_of(variant), "--threads", slash == std::string::npos ? "1" : variant.substr(slash + 1)});
+    return args;
+}
+
+std::string closed_port_address() {
+    Fd l = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 1);
+    return local_endpoint(l.get()).to_string();  // closed again when l goes
 }
 
 Peer python_peer(const std::string& mode, std::size_t n) {

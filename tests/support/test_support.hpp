@@ -115,6 +115,13 @@ Peer python_peer(const std::string& mode, std::size_t n = 0);
 // python3 -m http.server on 127.0.0.1, serving DIR.
 Peer http_server(const std::string& dir);
 
+// "epoll/2" is -m epoll --threads 2: the model part of such a variant.
+std::string model_of(const std::string& variant);
+// multi-connect ARGS... -m MODEL --threads N, for a client variant such as "io_uring/2".
+std::vector<std::string> load_client(const std::string& variant, std::vector<std::string> args);
+// 127.0.0.1:PORT of a port that was free a moment ago and has no listener.
+std::string closed_port_address();
+
 // The variants, plus the io_uring ones where this kernel allows io_uring; the case
 // io_uring_is_tested_or_refused_clearly says why when it does not.
 std::vector<std::string> with_io_uring(std::vector<std::string> variants,
