@@ -32,5 +32,9 @@ BOOST_AUTO_TEST_CASE(every_model_survives_a_short_soak_with_nothing_lost) {
     const int models = static_cast<int>(with_io_uring({"select", "poll", "epoll", "epoll-et", "fork"}, {"io_uring"}).size());
     BOOST_TEST(ok == models);
     BOOST_TEST(stops == models);  // graceful stop under load: in = out + unsent, clients got out
-    BOOST_TEST(emfile == 1);      // the fork model at the descriptor limit
+#ifdef MUXKIT_SANITIZED
+    BOOST_TEST(emfile == 0);  // not run under a sanitizer
+#else
+    BOOST_TEST(emfile == 1);  // the fork model at the descriptor limit
+#endif
 }
