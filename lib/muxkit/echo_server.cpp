@@ -362,6 +362,10 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
         servers.push_back(config.model == ServerModel::io_uring ? detail::make_uring_loop(shared, observer, std::move(fds))
                                                                  : std::make_unique<ReadinessLoop>(shared, observer, std::move(fds)));
     }
+    // Made before any loop runs: once the loops accept, the descriptors may all be taken.
+    auto control = EventLoop::create(Model::poll);
+    control->add(signals.fd(), kReadable);
+    control->add(shared.wake_read.get(), kReadable);
     const std::int64_t start = now_ns();
     std::vector<EchoServerStats> finals(servers.size());
     std::vector<std::thread> threads;
@@ -379,9 +383,6 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
         return merge(parts, shared, start);
     };
 
-    auto control = EventLoop::create(Model::poll);
-    control->add(signals.fd(), kReadable);
-    control->add(shared.wake_read.get(), kReadable);
     std::optional<std::int64_t> end, next_stats;
     if (config.duration) end = start + config.duration->count();
     if (config.stats_interval) next_stats = start + config.stats_interval->count();
