@@ -4,8 +4,8 @@
 #include <vector>
 
 #include <muxkit/error.hpp>
-#include <muxkit/pipe_lab.hpp>
-#include <muxkit/watcher.hpp>
+#include <muxkit/pipe_test.hpp>
+#include <muxkit/fd_watch.hpp>
 
 #include "fuzz_target.hpp"
 

@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include <muxkit/pipe_lab.hpp>
+#include <muxkit/pipe_test.hpp>
 
 #include "cli.hpp"
 

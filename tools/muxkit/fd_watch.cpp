@@ -3,7 +3,7 @@
 
 #include <muxkit/error.hpp>
 #include <muxkit/units.hpp>
-#include <muxkit/watcher.hpp>
+#include <muxkit/fd_watch.hpp>
 
 #include "cli.hpp"
 

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include <muxkit/fd.hpp>
-#include <muxkit/load_client.hpp>
+#include <muxkit/multi_connect.hpp>
 #include <muxkit/units.hpp>
 
 #include "cli.hpp"

@@ -3,7 +3,7 @@
 
 #include <muxkit/error.hpp>
 #include <muxkit/pipe.hpp>
-#include <muxkit/pipe_lab.hpp>
+#include <muxkit/pipe_test.hpp>
 #include <muxkit/units.hpp>
 
 #include "cli.hpp"

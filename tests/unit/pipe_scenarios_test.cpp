@@ -1,4 +1,4 @@
-#define BOOST_TEST_MODULE pipe_lab
+#define BOOST_TEST_MODULE pipe_scenarios
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
@@ -6,7 +6,7 @@
 
 #include <muxkit/error.hpp>
 #include <muxkit/pipe.hpp>
-#include <muxkit/pipe_lab.hpp>
+#include <muxkit/pipe_test.hpp>
 #include <muxkit/process.hpp>
 
 using namespace muxkit;

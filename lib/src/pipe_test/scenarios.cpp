@@ -1,4 +1,4 @@
-#include "muxkit/pipe_lab.hpp"
+#include "muxkit/pipe_test.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -6,7 +6,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "muxkit/backend/backends.hpp"
+#include "loop/backend/backends.hpp"
 #include "muxkit/error.hpp"
 #include "muxkit/fd.hpp"
 

@@ -14,7 +14,7 @@
 
 #include <muxkit/event_loop.hpp>
 #include <muxkit/io.hpp>
-#include <muxkit/load_client.hpp>
+#include <muxkit/multi_connect.hpp>
 #include <muxkit/socket.hpp>
 
 #include "support/test_support.hpp"

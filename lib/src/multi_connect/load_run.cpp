@@ -1,4 +1,4 @@
-#include "muxkit/load_client.hpp"
+#include "muxkit/multi_connect.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -21,8 +21,8 @@
 #include "muxkit/clock.hpp"
 #include "muxkit/event_loop.hpp"
 #include "muxkit/io.hpp"
-#include "muxkit/load_run_internal.hpp"
-#include "muxkit/uring_internal.hpp"
+#include "multi_connect/load_run.hpp"
+#include "uring/ring.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 

@@ -1,7 +1,7 @@
 // poll(2) backend: a dense pollfd array with an fd -> slot index.
 #include <poll.h>
 
-#include "muxkit/backend/backends.hpp"
+#include "loop/backend/backends.hpp"
 
 namespace muxkit::backend {
 

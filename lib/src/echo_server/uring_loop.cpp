@@ -17,8 +17,8 @@
 
 #include "muxkit/clock.hpp"
 #include "muxkit/io.hpp"
-#include "muxkit/server_loop_internal.hpp"
-#include "muxkit/uring_internal.hpp"
+#include "echo_server/server_loop.hpp"
+#include "uring/ring.hpp"
 
 namespace muxkit::detail {
 

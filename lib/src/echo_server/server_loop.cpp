@@ -1,4 +1,4 @@
-#include "muxkit/server_loop_internal.hpp"
+#include "echo_server/server_loop.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "muxkit/clock.hpp"
-#include "muxkit/echo_server_internal.hpp"
+#include "echo_server/listeners.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"

@@ -1,4 +1,4 @@
-#include "muxkit/watcher.hpp"
+#include "muxkit/fd_watch.hpp"
 
 #include <algorithm>
 #include <cerrno>

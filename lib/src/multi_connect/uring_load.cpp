@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 
 #include "muxkit/clock.hpp"
-#include "muxkit/load_run_internal.hpp"
+#include "multi_connect/load_run.hpp"
 #include "muxkit/socket.hpp"
-#include "muxkit/uring_internal.hpp"
+#include "uring/ring.hpp"
 
 namespace muxkit::detail {
 

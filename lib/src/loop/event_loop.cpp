@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "muxkit/backend/backends.hpp"
+#include "loop/backend/backends.hpp"
 #include "muxkit/clock.hpp"
 #include "muxkit/error.hpp"
 

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <sys/select.h>
 
-#include "muxkit/backend/backends.hpp"
+#include "loop/backend/backends.hpp"
 
 namespace muxkit::backend {
 

@@ -13,7 +13,7 @@
 
 #include <muxkit/error.hpp>
 #include <muxkit/socket.hpp>
-#include <muxkit/watcher.hpp>
+#include <muxkit/fd_watch.hpp>
 
 #include "support/test_support.hpp"
 

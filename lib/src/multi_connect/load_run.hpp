@@ -10,7 +10,7 @@
 
 #include "muxkit/address.hpp"
 #include "muxkit/fd.hpp"
-#include "muxkit/load_client.hpp"
+#include "muxkit/multi_connect.hpp"
 #include "muxkit/signals.hpp"
 
 namespace muxkit::detail {

@@ -1,4 +1,4 @@
-#include "muxkit/uring_internal.hpp"
+#include "uring/ring.hpp"
 
 #include <cerrno>
 #include <cstdlib>

@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "muxkit/clock.hpp"
-#include "muxkit/echo_server_internal.hpp"
-#include "muxkit/server_loop_internal.hpp"
-#include "muxkit/uring_internal.hpp"
+#include "echo_server/listeners.hpp"
+#include "echo_server/server_loop.hpp"
+#include "uring/ring.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
