@@ -160,10 +160,12 @@ struct Server {
 
 // The muxkit models to measure: io_uring only where this kernel allows it.
 std::vector<std::string> muxkit_models() {
-    std::vector<std::string> m = {"select", "poll", "epoll", "epoll-et"};
-    if (std::string why = muxkit::io_uring_unavailable_reason(); why.empty()) m.push_back("io_uring");
-    else fmt::print("io_uring skipped: {}\n", why);
-    m.push_back("fork");
+    std::vector<std::string> m;
+    for (const muxkit::ModelInfo& info : muxkit::models()) {
+        if (!muxkit::feature_takes(muxkit::Feature::echo_server, info.model)) continue;
+        if (std::string why = muxkit::model_unavailable_reason(info.model); why.empty()) m.emplace_back(info.name);
+        else fmt::print("{} skipped: {}\n", info.name, why);
+    }
     return m;
 }
 
@@ -269,7 +271,7 @@ Json client_section() {
     Json out = Json::object();
     if (!start(c)) return out;
     std::vector<std::string> variants = {"-m epoll"};
-    if (muxkit::io_uring_unavailable_reason().empty()) variants.push_back("-m io_uring");
+    if (muxkit::model_unavailable_reason(muxkit::Model::io_uring).empty()) variants.push_back("-m io_uring");
     variants.push_back("-m epoll --threads 2");
     std::map<std::string, std::vector<double>> mc;
     std::vector<double> cc;
@@ -405,7 +407,7 @@ double drive_two_clients(const Server& s) {
 Json threads_section() {
     fmt::print("\n== --threads 2 against --threads 1 (two C clients x 50 connections x 16 in flight, 64 B; median of {})\n", g_rounds);
     std::vector<std::string> models = {"epoll"};
-    if (muxkit::io_uring_unavailable_reason().empty()) models.push_back("io_uring");
+    if (muxkit::model_unavailable_reason(muxkit::Model::io_uring).empty()) models.push_back("io_uring");
     Json out = Json::object();
     for (const auto& m : models) {
         Server one{"muxkit-" + m + "/1"}, two{"muxkit-" + m + "/2"};

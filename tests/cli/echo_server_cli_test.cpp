@@ -444,7 +444,7 @@ BOOST_AUTO_TEST_CASE(threads_spread_connections_over_loops_with_one_summary) {
 }
 
 BOOST_AUTO_TEST_CASE(io_uring_is_tested_or_refused_clearly) {
-    const std::string why = io_uring_unavailable_reason();
+    const std::string why = model_unavailable_reason(Model::io_uring);
     if (why.empty()) {
         BOOST_TEST_MESSAGE("io_uring is available: the behaviour cases run on -m io_uring too");
         EchoServer server({"-m", "io_uring"});
@@ -494,8 +494,8 @@ BOOST_AUTO_TEST_CASE(io_uring_refused_by_the_kernel_is_one_clear_error) {
 
 // What a kernel without multishot accept and receive gets: one operation each, renewed.
 BOOST_AUTO_TEST_CASE(io_uring_single_shot_fallback_echoes_exactly) {
-    if (!io_uring_unavailable_reason().empty()) {
-        BOOST_TEST_MESSAGE("io_uring unavailable: " << io_uring_unavailable_reason());
+    if (const std::string why = model_unavailable_reason(Model::io_uring); !why.empty()) {
+        BOOST_TEST_MESSAGE("io_uring unavailable: " << why);
         return;
     }
     SpawnOptions single;

@@ -364,9 +364,11 @@ int main(int argc, char** argv) {
         }
     }
     if (models.empty()) {
-        models = {"select", "poll", "epoll", "epoll-et", "fork"};
-        if (std::string why = muxkit::io_uring_unavailable_reason(); why.empty()) models.push_back("io_uring");
-        else fmt::print("io_uring skipped: {}\n", why);
+        for (const muxkit::ModelInfo& m : muxkit::models()) {
+            if (!muxkit::feature_takes(muxkit::Feature::echo_server, m.model)) continue;
+            if (std::string why = muxkit::model_unavailable_reason(m.model); why.empty()) models.emplace_back(m.name);
+            else fmt::print("{} skipped: {}\n", m.name, why);
+        }
     }
     if (!(seconds > 0) || seconds > 3600) {
         fmt::print(stderr, "muxkit-soak: --seconds must be between 0 and 3600\n");

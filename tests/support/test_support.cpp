@@ -312,7 +312,7 @@ TempDir::TempDir() {
 TempDir::~TempDir() { std::filesystem::remove_all(path); }
 
 std::vector<std::string> with_io_uring(std::vector<std::string> variants, const std::vector<std::string>& uring_variants) {
-    if (io_uring_unavailable_reason().empty()) variants.insert(variants.end(), uring_variants.begin(), uring_variants.end());
+    if (model_unavailable_reason(Model::io_uring).empty()) variants.insert(variants.end(), uring_variants.begin(), uring_variants.end());
     return variants;
 }
 

@@ -18,6 +18,16 @@ std::vector<Subcommand> build_app(CLI::App& app) {
     return {setup_echo_server(app), setup_multi_connect(app), setup_fd_watch(app), setup_pipe_test(app)};
 }
 
+void add_model_option(CLI::App& app, std::string& model, Feature feature) {
+    std::vector<std::string_view> summaries;
+    for (const ModelInfo& m : models())
+        if (feature_takes(feature, m.model)) summaries.push_back(m.summary);
+    std::string help;
+    for (std::size_t i = 0; i < summaries.size(); ++i)
+        help += fmt::format("{}{}", i == 0 ? "" : i + 1 == summaries.size() ? " or " : ", ", summaries[i]);
+    app.add_option("-m,--model", model, help)->type_name("MODEL")->check(CLI::IsMember(model_names(feature)))->capture_default_str();
+}
+
 void add_common_options(CLI::App& app, CommonOptions& opts) {
     app.add_flag("--json", opts.json, "write JSON Lines to stdout: one object per event, then a summary");
     app.add_flag("-v,--verbose", opts.verbose, "more detail (repeatable)");

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <muxkit/model.hpp>
 #include <muxkit/report.hpp>
 
 namespace muxkit::cli {
@@ -24,6 +25,8 @@ struct CommonOptions {
 
 // --json, -q, -v, --color on a subcommand.
 void add_common_options(CLI::App& app, CommonOptions& opts);
+// -m/--model with the choices and help of the models the feature takes (one list: model.hpp).
+void add_model_option(CLI::App& app, std::string& model, Feature feature);
 
 // Results go to stdout (JSON Lines with --json, text otherwise), one flushed line at a time;
 // notes and warnings go to stderr. Subcommands hand over both shapes and never branch on --json.

@@ -52,8 +52,8 @@ Json stats_json(const EchoServerStats& s) {
 class Reporter : public EchoServerObserver {
 public:
     explicit Reporter(Output& out) : out_(out) {}
-    void on_listening(const std::string& address, ServerModel model) override {
-        auto m = server_model_name(model);
+    void on_listening(const std::string& address, Model model) override {
+        auto m = model_name(model);
         out_.event({{"type", "listening"}, {"address", address}, {"model", m}},
                    fmt::format("listening on {} (model {})", address, m));
     }
@@ -89,7 +89,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     EchoServerConfig config;
     for (const auto& a : o.addresses) config.addresses.push_back(Address::parse(a));
     if (config.addresses.empty()) config.addresses.push_back(Address::parse("127.0.0.1:7007"));
-    config.model = parse_server_model(o.model);
+    config.model = parse_model(o.model, Feature::echo_server);
     std::uint64_t buffer = parse_size(o.buffer_size);
     if (buffer == 0 || buffer > (1u << 30))
         throw UsageError(fmt::format("invalid --buffer-size '{}': must be between 1 byte and 1G", o.buffer_size));
@@ -111,7 +111,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
     config.backlog = o.backlog;
     if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
-    if (o.threads > 1 && config.model == ServerModel::fork)
+    if (o.threads > 1 && config.model == Model::fork)
         throw UsageError("--threads applies to select, poll, epoll, epoll-et and io_uring; fork is one process per connection");
     config.threads = o.threads;
     if (o.store_opt->count() && o.store.empty()) throw UsageError("invalid --store '': a file name is needed");
@@ -126,7 +126,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
         out.warning(fmt::format("store {} is open to other users (mode {:04o}); new stores are created 0600", printable(config.store->path),
                                 st.st_mode & 07777));
     EchoServerStats s = run_echo_server(config, reporter);
-    Json summary = {{"model", server_model_name(config.model)}};
+    Json summary = {{"model", model_name(config.model)}};
     Json body = stats_json(s);
     for (auto it = body.begin(); it != body.end(); ++it) summary[it.key()] = it.value();
     if (config.store)
@@ -145,9 +145,7 @@ Subcommand setup_echo_server(CLI::App& parent) {
     CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll, io_uring or fork");
     app->add_option("address", opts->addresses,
                     "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
-    app->add_option("-m,--model", opts->model, "select, poll, epoll (level-triggered), epoll-et (edge-triggered), io_uring (completions) or fork")->type_name("MODEL")
-        ->check(CLI::IsMember({"select", "poll", "epoll", "epoll-et", "io_uring", "fork"}))
-        ->capture_default_str();
+    add_model_option(*app, opts->model, Feature::echo_server);
     app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")->type_name("SIZE")
         ->capture_default_str();
     app->add_option("--max-connections", opts->max_connections,

@@ -76,7 +76,7 @@ int run_fd_watch_command(const FdWatchOptions& o) {
     WatchConfig cfg;
     for (const auto& s : o.sources) cfg.sources.push_back(SourceSpec::parse(s));
     if (cfg.sources.empty()) cfg.sources.push_back(SourceSpec::parse("stdin"));
-    cfg.model = parse_model(o.model);
+    cfg.model = parse_model(o.model, Feature::fd_watch);
     cfg.events = parse_event_set(o.events);
     cfg.timeout = parse_duration(o.timeout);
     if (cfg.timeout.count() <= 0) throw UsageError(fmt::format("invalid --timeout '{}': must be greater than 0", o.timeout));
@@ -119,9 +119,7 @@ Subcommand setup_fd_watch(CLI::App& parent) {
     app->add_option("--show", o->show, "what to print of data read: none, size, text or hex")->type_name("WHAT")
         ->check(CLI::IsMember({"none", "size", "text", "hex"}))
         ->capture_default_str();
-    app->add_option("-m,--model", o->model, "select, poll or epoll")->type_name("MODEL")
-        ->check(CLI::IsMember({"select", "poll", "epoll"}))
-        ->capture_default_str();
+    add_model_option(*app, o->model, Feature::fd_watch);
     add_common_options(*app, o->common);
     return {app, [o] { return run_fd_watch_command(*o); }, &o->common};
 }

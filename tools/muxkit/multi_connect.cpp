@@ -216,7 +216,7 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
 int run_multi_connect_command(const MultiConnectOptions& o) {
     LoadConfig config;
     config.target = Address::parse(o.address);
-    config.model = parse_client_model(o.model);
+    config.model = parse_model(o.model, Feature::multi_connect);
     config.connections = parse_count(o.connections, "--connections", 1, 10'000'000);
     config.connect_timeout = parse_duration(o.connect_timeout);
     config.reply_timeout = parse_duration(o.reply_timeout);
@@ -275,7 +275,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     check["reasons"] = reasons;
     Json summary = {
         {"target", config.target.to_string()},
-        {"model", client_model_name(config.model)},
+        {"model", model_name(config.model)},
         {"connections",
          {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
         {"messages",
@@ -330,9 +330,7 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)")->type_name("RATE");
     app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->type_name("DUR")->capture_default_str();
     app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->type_name("DUR")->capture_default_str();
-    app->add_option("-m,--model", o->model, "select, poll, epoll or io_uring")->type_name("MODEL")
-        ->check(CLI::IsMember({"select", "poll", "epoll", "io_uring"}))
-        ->capture_default_str();
+    add_model_option(*app, o->model, Feature::multi_connect);
     app->add_option("--threads", o->threads, "event loops, one per thread, each with its share of the connections")
         ->type_name("N")
         ->capture_default_str();

@@ -10,22 +10,15 @@
 
 #include "muxkit/address.hpp"
 #include "muxkit/error.hpp"
-#include "muxkit/event_loop.hpp"
+#include "muxkit/model.hpp"
 #include "muxkit/store.hpp"
 #include "muxkit/units.hpp"
 
 namespace muxkit {
 
-enum class ServerModel { select, poll, epoll, epoll_et, io_uring, fork };
-
-std::string_view server_model_name(ServerModel m) noexcept;
-ServerModel parse_server_model(std::string_view text);  // throws UsageError
-// Empty when the io_uring model can run here; otherwise why not (old kernel, disabled, seccomp).
-std::string io_uring_unavailable_reason();
-
 struct EchoServerConfig {
     std::vector<Address> addresses;
-    ServerModel model = ServerModel::epoll;
+    Model model = Model::epoll;  // any that Feature::echo_server takes
     std::size_t buffer_size = 16 * 1024;  // bytes per read; also the per-connection backlog cap
     std::uint64_t max_connections = 65536;
     std::optional<Duration> idle_timeout;
@@ -70,7 +63,7 @@ struct ConnectionEvent {
 class EchoServerObserver {
 public:
     virtual ~EchoServerObserver() = default;
-    virtual void on_listening(const std::string& address, ServerModel model) { (void)address, (void)model; }
+    virtual void on_listening(const std::string& address, Model model) { (void)address, (void)model; }
     virtual void on_stats(const EchoServerStats& stats) { (void)stats; }
     // Only called when wants_connection_events() is true (it costs a getpeername per connection).
     virtual bool wants_connection_events() const { return false; }

@@ -9,13 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "muxkit/model.hpp"
+
 namespace muxkit {
-
-enum class Model { select, poll, epoll, epoll_et };
-
-std::string_view model_name(Model m) noexcept;
-// Accepts "select", "poll", "epoll", "epoll-et"; throws UsageError otherwise.
-Model parse_model(std::string_view text);
 
 // Interest and event bits.
 enum : std::uint32_t {
@@ -35,6 +31,7 @@ struct Event {
 // unknown one, one that select cannot watch); backends only add, modify, remove and wait.
 class EventLoop {
 public:
+    // A readiness model (select, poll, epoll, epoll-et); throws UsageError for any other.
     static std::unique_ptr<EventLoop> create(Model model);
     virtual ~EventLoop() = default;
 

@@ -10,18 +10,14 @@
 #include "muxkit/address.hpp"
 #include "muxkit/error.hpp"
 #include "muxkit/histogram.hpp"
+#include "muxkit/model.hpp"
 #include "muxkit/units.hpp"
 
 namespace muxkit {
 
-enum class ClientModel { select, poll, epoll, io_uring };
-
-std::string_view client_model_name(ClientModel m) noexcept;
-ClientModel parse_client_model(std::string_view text);  // throws UsageError
-
 struct LoadConfig {
     Address target;
-    ClientModel model = ClientModel::epoll;
+    Model model = Model::epoll;  // any that Feature::multi_connect takes
     unsigned threads = 1;  // event loops, one per thread, each with its share of the connections
     std::uint64_t connections = 1;
     std::uint64_t messages = 1;       // per connection; ignored with duration

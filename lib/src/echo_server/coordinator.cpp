@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "muxkit/clock.hpp"
+#include "muxkit/event_loop.hpp"
 #include "echo_server/listeners.hpp"
 #include "echo_server/server_loop.hpp"
 #include "uring/ring.hpp"
@@ -19,28 +20,6 @@
 #include "muxkit/socket.hpp"
 
 namespace muxkit {
-
-std::string_view server_model_name(ServerModel m) noexcept {
-    switch (m) {
-    case ServerModel::select: return "select";
-    case ServerModel::poll: return "poll";
-    case ServerModel::epoll: return "epoll";
-    case ServerModel::epoll_et: return "epoll-et";
-    case ServerModel::io_uring: return "io_uring";
-    case ServerModel::fork: return "fork";
-    }
-    return "?";
-}
-
-ServerModel parse_server_model(std::string_view text) {
-    if (text == "fork") return ServerModel::fork;
-    if (text == "select") return ServerModel::select;
-    if (text == "poll") return ServerModel::poll;
-    if (text == "epoll") return ServerModel::epoll;
-    if (text == "epoll-et") return ServerModel::epoll_et;
-    if (text == "io_uring") return ServerModel::io_uring;
-    throw UsageError(fmt::format("invalid model '{}': expected select, poll, epoll, epoll-et, io_uring or fork", text));
-}
 
 namespace detail {
 
@@ -93,7 +72,7 @@ enum class Role : std::uint8_t { none, connection, listener, wake, store };
 class ReadinessLoop final : public detail::ServerLoop {
 public:
     ReadinessLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
-        : ServerLoop(shared, observer, std::move(listeners)), loop_(EventLoop::create(to_model(config_.model))),
+        : ServerLoop(shared, observer, std::move(listeners)), loop_(EventLoop::create(config_.model)),
           edge_(loop_->edge_triggered()), buffer_(std::max<std::size_t>(config_.buffer_size, 1)) {}
 
     EchoServerStats run() override {
@@ -114,15 +93,6 @@ public:
     }
 
 private:
-    static Model to_model(ServerModel m) {
-        switch (m) {
-        case ServerModel::select: return Model::select;
-        case ServerModel::poll: return Model::poll;
-        case ServerModel::epoll_et: return Model::epoll_et;
-        default: return Model::epoll;
-        }
-    }
-
     void watch(int fd, Role role, std::uint32_t interest = kReadable) {
         if (static_cast<std::size_t>(fd) >= roles_.size()) roles_.resize(static_cast<std::size_t>(fd) + 1, Role::none);
         roles_[fd] = role;
@@ -359,7 +329,7 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
         std::vector<int> fds;
         for (const auto& l : listeners)
             if (l.loop == i || l.loop == -1) fds.push_back(l.fd.get());
-        servers.push_back(config.model == ServerModel::io_uring ? detail::make_uring_loop(shared, observer, std::move(fds))
+        servers.push_back(config.model == Model::io_uring ? detail::make_uring_loop(shared, observer, std::move(fds))
                                                                  : std::make_unique<ReadinessLoop>(shared, observer, std::move(fds)));
     }
     // Made before any loop runs: once the loops accept, the descriptors may all be taken.
@@ -418,9 +388,9 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
 }  // namespace
 
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer) {
-    if (config.model != ServerModel::select) raise_fd_limit(config.max_connections + 64);
-    if (config.model == ServerModel::fork) return detail::run_fork_server(config, observer);
-    if (config.model == ServerModel::io_uring) detail::check_uring_available();
+    if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
+    if (config.model == Model::fork) return detail::run_fork_server(config, observer);
+    if (config.model == Model::io_uring) detail::check_uring_available();
     return run_multiplexed(config, observer);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "muxkit/clock.hpp"
+#include "muxkit/event_loop.hpp"
 #include "echo_server/listeners.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/signals.hpp"

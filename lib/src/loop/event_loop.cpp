@@ -15,32 +15,16 @@ namespace {
 constexpr std::uint32_t kWatchedBit = 1u << 31;  // marks a watched fd whose interest may be 0
 }
 
-std::string_view model_name(Model m) noexcept {
-    switch (m) {
-    case Model::select: return "select";
-    case Model::poll: return "poll";
-    case Model::epoll: return "epoll";
-    case Model::epoll_et: return "epoll-et";
-    }
-    return "?";
-}
-
-Model parse_model(std::string_view text) {
-    if (text == "select") return Model::select;
-    if (text == "poll") return Model::poll;
-    if (text == "epoll") return Model::epoll;
-    if (text == "epoll-et") return Model::epoll_et;
-    throw UsageError(fmt::format("invalid model '{}': expected select, poll, epoll or epoll-et", text));
-}
-
 std::unique_ptr<EventLoop> EventLoop::create(Model model) {
     switch (model) {
     case Model::select: return backend::make_select_loop();
     case Model::poll: return backend::make_poll_loop();
     case Model::epoll: return backend::make_epoll_loop(false);
     case Model::epoll_et: return backend::make_epoll_loop(true);
+    case Model::io_uring:
+    case Model::fork: break;
     }
-    throw UsageError("unknown model");
+    throw UsageError(fmt::format("the {} model has no readiness event loop", model_name(model)));
 }
 
 bool EventLoop::can_watch(int fd) const noexcept {

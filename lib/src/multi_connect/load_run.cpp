@@ -473,18 +473,10 @@ public:
 
 private:
     void setup() override {
-        loop_ = EventLoop::create(to_model(cfg_.model));
+        loop_ = EventLoop::create(cfg_.model);
         loop_->add(signals_.fd(), kReadable);
         rbuf_.resize(kChunk);
         sbuf_.resize(kChunk);
-    }
-
-    static Model to_model(ClientModel m) {
-        switch (m) {
-        case ClientModel::select: return Model::select;
-        case ClientModel::poll: return Model::poll;
-        default: return Model::epoll;
-        }
     }
 
     void wait_and_dispatch(std::optional<std::int64_t> deadline) override {
@@ -679,29 +671,11 @@ private:
 };
 
 std::unique_ptr<detail::LoadRun> make_load(const LoadConfig& config, LoadObserver& observer, detail::LoadSlice slice) {
-    if (config.model == ClientModel::io_uring) return detail::make_uring_load(config, observer, slice);
+    if (config.model == Model::io_uring) return detail::make_uring_load(config, observer, slice);
     return detail::make_readiness_load(config, observer, slice);
 }
 
 }  // namespace
-
-std::string_view client_model_name(ClientModel m) noexcept {
-    switch (m) {
-    case ClientModel::select: return "select";
-    case ClientModel::poll: return "poll";
-    case ClientModel::epoll: return "epoll";
-    case ClientModel::io_uring: return "io_uring";
-    }
-    return "?";
-}
-
-ClientModel parse_client_model(std::string_view text) {
-    if (text == "select") return ClientModel::select;
-    if (text == "poll") return ClientModel::poll;
-    if (text == "epoll") return ClientModel::epoll;
-    if (text == "io_uring") return ClientModel::io_uring;
-    throw UsageError(fmt::format("invalid model '{}': multi-connect supports select, poll, epoll or io_uring", text));
-}
 
 LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
     if (config.connections == 0) throw UsageError("invalid --connections '0': must be at least 1");
@@ -713,10 +687,10 @@ LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
                                      config.connections, config.pipeline, kMaxInFlight));
     if (config.payload.empty() && config.size == 0) throw UsageError("invalid --size '0': must be at least 1 byte");
     if (config.threads == 0) throw UsageError("invalid --threads '0': must be at least 1");
-    if (config.model == ClientModel::select && config.connections + 16 > FD_SETSIZE)
+    if (config.model == Model::select && config.connections + 16 > FD_SETSIZE)
         throw UsageError(fmt::format("-c {} needs more descriptors than select can watch (FD_SETSIZE is {}); use -m poll or -m epoll",
                                      config.connections, FD_SETSIZE));
-    if (config.model == ClientModel::io_uring) detail::check_uring_available();
+    if (config.model == Model::io_uring) detail::check_uring_available();
     const std::uint64_t needed = config.connections + 64;
     const std::uint64_t limit = raise_fd_limit(needed);
     if (limit < needed)

@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include "muxkit/clock.hpp"
-#include "muxkit/echo_server.hpp"
 #include "muxkit/error.hpp"
 
 namespace muxkit::detail {
@@ -35,7 +34,7 @@ int setup_ring(io_uring& ring) {
 
 [[noreturn]] void unavailable(const char* step, int err) {
     throw RuntimeError(fmt::format("the io_uring model is not available here: {} failed: {} ({}); it needs Linux 5.19 or later "
-                                   "with io_uring enabled (sysctl kernel.io_uring_disabled=0, no seccomp filter); use -m epoll",
+                                   "with io_uring enabled (sysctl kernel.io_uring_disabled=0, no seccomp filter); the epoll model works everywhere",
                                    step, std::strerror(err), errno_name(err)));
 }
 
@@ -139,16 +138,3 @@ bool uring_singleshot_forced() {
 }
 
 }  // namespace muxkit::detail
-
-namespace muxkit {
-
-std::string io_uring_unavailable_reason() {
-    try {
-        detail::check_uring_available();
-        return "";
-    } catch (const RuntimeError& e) {
-        return e.what();
-    }
-}
-
-}  // namespace muxkit
