@@ -25,6 +25,9 @@ struct CommonOptions {
 
 // --json, -q, -v, --color on a subcommand.
 void add_common_options(CLI::App& app, CommonOptions& opts);
+// Installs the handlers that turn SIGINT, SIGTERM, SIGUSR1 and SIGCHLD into SignalPipe notices
+// (called by the subcommands that run until stopped).
+void forward_signals();
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).
 void add_model_option(CLI::App& app, std::string& model, Feature feature);
 

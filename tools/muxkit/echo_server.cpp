@@ -125,6 +125,9 @@ int run_echo_server_command(const EchoServerOptions& o) {
     if (config.store && ::stat(config.store->path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
         out.warning(fmt::format("store {} is open to other users (mode {:04o}); new stores are created 0600", printable(config.store->path),
                                 st.st_mode & 07777));
+    forward_signals();
+    // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
+    if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
     EchoServerStats s = run_echo_server(config, reporter);
     Json summary = {{"model", model_name(config.model)}};
     Json body = stats_json(s);

@@ -153,6 +153,7 @@ std::string read_payload(const std::string& spec) {
 // connect or an incomplete echo fails the check (exit 1), as in load mode.
 int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& config) {
     if (o.common.json) throw UsageError("--interactive writes the echoed bytes to stdout and has no --json");
+    forward_signals();
     InteractiveResult r = run_interactive(config.target, 0, 1, config.connect_timeout, config.reply_timeout);
     if (r.output_err) throw OutputError(r.output_err);
     if (r.connect_err) {
@@ -254,6 +255,12 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     std::optional<Duration> max_p99;
     if (!o.max_p99.empty()) max_p99 = parse_duration(o.max_p99);
 
+    const std::uint64_t needed = config.connections + 64;
+    if (const std::uint64_t limit = raise_fd_limit(needed); limit < needed)
+        throw RuntimeError(fmt::format("cannot open {} connections: the descriptor limit (ulimit -n) is {} and the hard limit "
+                                       "does not allow more; raise it (ulimit -Hn) or use fewer connections",
+                                       config.connections, limit));
+    forward_signals();
     Output out("multi-connect", o.common);
     Reporter reporter(out, config, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2));
     LoadStats s = run_load(config, reporter);

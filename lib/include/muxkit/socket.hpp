@@ -28,6 +28,8 @@ Connecting connect_nonblocking(const Endpoint& endpoint) noexcept;
 int socket_error(int fd) noexcept;  // SO_ERROR: the outcome of a non-blocking connect
 Endpoint local_endpoint(int fd);
 Endpoint peer_endpoint(int fd);
+// The peer as text, or "unknown" when the kernel no longer knows it (the peer already left).
+std::string peer_name(int fd);
 void set_nodelay(int fd) noexcept;  // TCP_NODELAY on TCP sockets; nothing on others
 
 // One descriptor held in reserve (on /dev/null). Out of descriptors (EMFILE), a server gives it

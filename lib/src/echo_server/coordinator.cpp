@@ -313,7 +313,7 @@ EchoServerStats merge(const std::vector<EchoServerStats>& parts, const Shared& s
 // The coordinator: starts the store writer and the listeners, runs one event loop per thread,
 // handles signals, the duration and stats lines, then stops the loops and merges their counts.
 EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserver& observer) {
-    SignalPipe& signals = SignalPipe::install();
+    SignalPipe& signals = SignalPipe::get();
     Shared shared(config);
     std::unique_ptr<StoreWriter> store;
     if (config.store) {
@@ -388,7 +388,6 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
 }  // namespace
 
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer) {
-    if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
     if (config.model == Model::fork) return detail::run_fork_server(config, observer);
     if (config.model == Model::io_uring) detail::check_uring_available();
     return run_multiplexed(config, observer);

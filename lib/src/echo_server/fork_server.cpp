@@ -22,6 +22,7 @@
 #include "muxkit/event_loop.hpp"
 #include "echo_server/listeners.hpp"
 #include "muxkit/io.hpp"
+#include "muxkit/pipe.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 #include "muxkit/store.hpp"
@@ -69,22 +70,16 @@ bool wait_for(int fd, short events, std::int64_t deadline_ns, bool& timed_out, b
 // interleave.
 class ChildConnection {
 public:
-    ChildConnection(int fd, std::uint64_t id, const EchoServerConfig& config, int store_fd)
-        : fd_(fd), id_(id), config_(config), store_fd_(store_fd), encoder_(config.store ? config.store->format : StoreFormat::raw),
-          buf_(std::max<std::size_t>(config.buffer_size, 1)) {
+    ChildConnection(Fd fd, std::uint64_t id, const EchoServerConfig& config, int store_fd)
+        : socket_(std::move(fd)), fd_(socket_.get()), id_(id), config_(config), store_fd_(store_fd),
+          encoder_(config.store ? config.store->format : StoreFormat::raw), buf_(std::max<std::size_t>(config.buffer_size, 1)) {
         rep_.pid = static_cast<std::int32_t>(::getpid());
-        if (store_fd_ >= 0 && config.store->format == StoreFormat::jsonl) {
-            try {
-                peer_ = peer_endpoint(fd).to_string();
-            } catch (const SystemError&) {
-                peer_ = "unknown";
-            }
-        }
+        if (store_fd_ >= 0 && config.store->format == StoreFormat::jsonl) peer_ = peer_name(fd_);
     }
 
     ChildReport serve() {
         if (echo() && SignalPipe::stop_requested()) drain();
-        ::close(fd_);
+        socket_.reset();
         return rep_;
     }
 
@@ -188,6 +183,7 @@ private:
         }
     }
 
+    Fd socket_;
     int fd_;
     std::uint64_t id_;
     const EchoServerConfig& config_;
@@ -199,202 +195,229 @@ private:
     ChildReport rep_{};
 };
 
-[[noreturn]] void serve_child(int fd, std::uint64_t id, const EchoServerConfig& config, int report_fd, int store_fd) {
-    ChildReport rep = ChildConnection(fd, id, config, store_fd).serve();
-    write_all(report_fd, &rep, sizeof rep);
-    ::_exit(0);
-}
+// Accepts each connection and forks a process for it; reaps them, gathers their reports and ends
+// them at a stop. SIGCHLD notices reap at once; without them, every wake-up and a 100 ms tick do.
+class ForkServer {
+public:
+    ForkServer(const EchoServerConfig& config, EchoServerObserver& observer)
+        : config_(config), observer_(observer), signals_(SignalPipe::get()),
+          store_(config.store ? std::make_unique<StoreWriter>(*config.store) : nullptr),
+          listeners_(open_listeners(config, observer)), reports_(make_pipe()), loop_(EventLoop::create(Model::poll)),
+          events_(observer.wants_connection_events()), start_(now_ns()) {
+        set_nonblocking(reports_.read.get());
+        if (config.duration) end_ = start_ + config.duration->count();
+        if (config.stats_interval) next_stats_ = start_ + config.stats_interval->count();
+        loop_->add(signals_.fd(), kReadable);
+        loop_->add(reports_.read.get(), kReadable);
+        for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
+    }
 
-}  // namespace
+    EchoServerStats run() {
+        while (!stop_) {
+            for (const Event& ev : loop_->wait(next_deadline())) {
+                if (ev.fd == signals_.fd()) on_signal();
+                else if (ev.fd == reports_.read.get()) read_reports();
+                else if (!stop_) accept_all(ev.fd);
+            }
+            if (!live_.empty()) reap(WNOHANG);
+            tick(now_ns());
+        }
+        end_children();
+        remove_unix_sockets(listeners_);
+        if (!fatal_.empty()) throw RuntimeError(fatal_);
+        if (store_) store_->finish();  // every byte received is in the file, fsynced
+        return snapshot();
+    }
 
-EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserver& observer) {
-    SignalPipe& signals = SignalPipe::install();
-    std::unique_ptr<StoreWriter> store;
-    if (config.store) store = std::make_unique<StoreWriter>(*config.store);
-    std::vector<Listener> listeners = open_listeners(config, observer);
-    int pfd[2];
-    if (::pipe2(pfd, O_CLOEXEC) != 0) throw_errno("cannot create the report pipe");
-    Fd report_read(pfd[0]), report_write(pfd[1]);
-    set_nonblocking(report_read.get());
-
-    auto loop = EventLoop::create(Model::poll);
-    loop->add(signals.fd(), kReadable);
-    loop->add(report_read.get(), kReadable);
-    for (auto& l : listeners) loop->add(l.fd.get(), kReadable);
-
-    EchoServerStats stats;
-    std::unordered_set<pid_t> live;  // connection processes still running
-    // With -v: what each process's connection events name, until its report is read (which may
-    // come after it was reaped).
+private:
+    // With -v: what a process's connection events name, until its report is read (which may come
+    // after it was reaped).
     struct Served {
         std::uint64_t id;
         std::string peer;
     };
-    std::unordered_map<pid_t, Served> served;
-    SpareFd spare;
-    std::optional<std::int64_t> listeners_paused_until;
-    const bool events = observer.wants_connection_events();
-    std::uint64_t next_id = 0;
-    const std::int64_t start = now_ns();
-    std::optional<std::int64_t> end;
-    if (config.duration) end = start + config.duration->count();
-    std::optional<std::int64_t> next_stats;
-    if (config.stats_interval) next_stats = start + config.stats_interval->count();
-    bool stop = false;
-    std::string fatal;
 
-    auto snapshot = [&] {
-        stats.current = live.size();
-        stats.duration_s = static_cast<double>(now_ns() - start) / 1e9;
-        return stats;
-    };
-    auto read_reports = [&] {
+    std::optional<std::int64_t> next_deadline() const {
+        std::optional<std::int64_t> d = end_;
+        auto sooner = [&d](std::optional<std::int64_t> t) {
+            if (t && (!d || *t < *d)) d = t;
+        };
+        sooner(next_stats_);
+        sooner(listeners_paused_until_);
+        if (!live_.empty()) sooner(now_ns() + 100'000'000);
+        return d;
+    }
+
+    void on_signal() {
+        SignalFlags f = signals_.drain();
+        if (f.child) reap(WNOHANG);
+        if (f.stats) observer_.on_stats(snapshot());
+        if (f.stop) stop_ = true;
+    }
+
+    void tick(std::int64_t now) {
+        if (listeners_paused_until_ && now >= *listeners_paused_until_) {
+            listeners_paused_until_.reset();
+            spare_.take_back();
+            for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
+        }
+        if (end_ && now >= *end_) stop_ = true;
+        if (next_stats_ && now >= *next_stats_) {
+            observer_.on_stats(snapshot());
+            *next_stats_ += config_.stats_interval->count();
+        }
+    }
+
+    EchoServerStats snapshot() {
+        stats_.current = live_.size();
+        stats_.duration_s = static_cast<double>(now_ns() - start_) / 1e9;
+        return stats_;
+    }
+
+    void read_reports() {
         ChildReport rep;
         for (;;) {
-            ssize_t n = read_full(report_read.get(), &rep, sizeof rep);
+            ssize_t n = read_full(reports_.read.get(), &rep, sizeof rep);
             if (n != static_cast<ssize_t>(sizeof rep)) return;  // EAGAIN or EOF; records are whole
-            stats.bytes_in += rep.bytes_in;
-            stats.bytes_out += rep.bytes_out;
-            stats.bytes_unsent += rep.bytes_unsent;
-            stats.idle_closed += rep.idle_closed;
-            stats.store_bytes += rep.store_bytes;
-            stats.store_records += rep.store_records;
-            if (rep.error) stats.errors.add(rep.error);
-            if (events) {
-                auto it = served.find(rep.pid);
-                if (it == served.end()) continue;
-                std::string reason = rep.error ? errno_name(rep.error) : rep.idle_closed ? "idle" : "eof";
-                observer.on_connection({ConnectionEvent::Kind::closed, it->second.id, it->second.peer, rep.bytes_in,
-                                        rep.bytes_out, reason});
-                served.erase(it);
-            }
+            stats_.bytes_in += rep.bytes_in;
+            stats_.bytes_out += rep.bytes_out;
+            stats_.bytes_unsent += rep.bytes_unsent;
+            stats_.idle_closed += rep.idle_closed;
+            stats_.store_bytes += rep.store_bytes;
+            stats_.store_records += rep.store_records;
+            if (rep.error) stats_.errors.add(rep.error);
+            if (!events_) continue;
+            auto it = served_.find(rep.pid);
+            if (it == served_.end()) continue;
+            std::string reason = rep.error ? errno_name(rep.error) : rep.idle_closed ? "idle" : "eof";
+            observer_.on_connection({ConnectionEvent::Kind::closed, it->second.id, it->second.peer, rep.bytes_in,
+                                     rep.bytes_out, reason});
+            served_.erase(it);
         }
-    };
+    }
+
     // Out of descriptors with no spare to refuse with: stop accepting for 100 ms instead of spinning.
-    auto pause_listeners = [&] {
-        if (listeners_paused_until) return;
-        listeners_paused_until = now_ns() + 100'000'000;
-        for (auto& l : listeners) loop->remove(l.fd.get());
-    };
-    auto reap = [&](int options) {
+    void pause_listeners() {
+        if (listeners_paused_until_) return;
+        listeners_paused_until_ = now_ns() + 100'000'000;
+        for (auto& l : listeners_) loop_->remove(l.fd.get());
+    }
+
+    void reap(int options) {
         int status;
         for (;;) {
             pid_t pid = ::waitpid(-1, &status, options);
             if (pid > 0) {
-                if (live.erase(pid)) ++stats.finished;
-                if (store && pid == store->pid()) {
-                    store->note_exit(status);
-                    fatal = store->death();
-                    stop = true;
+                if (live_.erase(pid)) ++stats_.finished;
+                if (store_ && pid == store_->pid()) {
+                    store_->note_exit(status);
+                    fatal_ = store_->death();
+                    stop_ = true;
                 }
                 continue;
             }
             if (pid < 0 && errno == EINTR) continue;
             break;  // 0: none has ended yet; ECHILD: none left
         }
-        if (config.max_clients && stats.finished >= config.max_clients) stop = true;
-    };
-    auto accept_all = [&](int lfd) {
+        if (config_.max_clients && stats_.finished >= config_.max_clients) stop_ = true;
+    }
+
+    void accept_all(int lfd) {
         for (int i = 0; i < 64; ++i) {
             Accepted a = accept_connection(lfd);
             if (a.err == EAGAIN) return;
             if (a.err == EMFILE || a.err == ENFILE) {
-                if (spare.refuse_one(lfd, stats.refused_emfile)) continue;
+                if (spare_.refuse_one(lfd, stats_.refused_emfile)) continue;
                 pause_listeners();
                 return;
             }
             if (a.err) {
-                stats.errors.add(a.err);
+                stats_.errors.add(a.err);
                 if (a.err != ECONNABORTED && a.err != EPROTO && a.err != EPERM) pause_listeners();  // ENOBUFS, ENOMEM
                 return;
             }
-            if (live.size() >= config.max_connections) {
-                ++stats.refused_max_connections;
+            if (live_.size() >= config_.max_connections) {
+                ++stats_.refused_max_connections;
                 continue;
             }
             set_nodelay(a.fd.get());
-            std::string peer;
-            if (events) {
-                try {
-                    peer = peer_endpoint(a.fd.get()).to_string();
-                } catch (const SystemError&) {
-                    peer = "unknown";
-                }
-            }
-            pid_t pid = ::fork();
-            if (pid < 0) {
-                stats.errors.add(errno);
-                ++stats.refused_fork_failed;
-                continue;
-            }
-            if (pid == 0) {
-                SignalPipe::reset_in_child();
-                for (auto& l : listeners) ::close(l.fd.get());
-                ::close(report_read.get());
-                serve_child(a.fd.get(), next_id + 1, config, report_write.get(), store ? store->write_fd() : -1);
-            }
-            ++next_id;
-            if (events) observer.on_connection({ConnectionEvent::Kind::opened, next_id, peer, 0, 0, ""});
-            live.insert(pid);
-            if (events) served.emplace(pid, Served{next_id, std::move(peer)});
-            ++stats.accepted;
-            stats.peak = std::max<std::uint64_t>(stats.peak, live.size());
+            std::string peer = events_ ? peer_name(a.fd.get()) : std::string();
+            pid_t pid = fork_connection(std::move(a.fd));
+            if (pid < 0) continue;
+            ++next_id_;
+            if (events_) observer_.on_connection({ConnectionEvent::Kind::opened, next_id_, peer, 0, 0, ""});
+            live_.insert(pid);
+            if (events_) served_.emplace(pid, Served{next_id_, std::move(peer)});
+            ++stats_.accepted;
+            stats_.peak = std::max<std::uint64_t>(stats_.peak, live_.size());
         }
-    };
+    }
 
-    while (!stop) {
-        std::optional<std::int64_t> deadline = end;
-        if (next_stats && (!deadline || *next_stats < *deadline)) deadline = next_stats;
-        if (listeners_paused_until && (!deadline || *listeners_paused_until < *deadline)) deadline = listeners_paused_until;
-        for (const Event& ev : loop->wait(deadline)) {
-            if (ev.fd == signals.fd()) {
-                SignalFlags f = signals.drain();
-                if (f.child) reap(WNOHANG);
-                if (f.stats) observer.on_stats(snapshot());
-                if (f.stop) stop = true;
-            } else if (ev.fd == report_read.get()) {
-                read_reports();
-            } else if (!stop) {
-                accept_all(ev.fd);
-            }
+    // The connection's process; -1 (counted) when the fork failed.
+    pid_t fork_connection(Fd fd) {
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            stats_.errors.add(errno);
+            ++stats_.refused_fork_failed;
+            return -1;
         }
-        std::int64_t now = now_ns();
-        if (listeners_paused_until && now >= *listeners_paused_until) {
-            listeners_paused_until.reset();
-            spare.take_back();
-            for (auto& l : listeners) loop->add(l.fd.get(), kReadable);
-        }
-        if (end && now >= *end) stop = true;
-        if (next_stats && now >= *next_stats) {
-            observer.on_stats(snapshot());
-            *next_stats += config.stats_interval->count();
-        }
+        if (pid > 0) return pid;
+        SignalPipe::reset_in_child();
+        for (auto& l : listeners_) l.fd.reset();
+        reports_.read.reset();
+        ChildReport rep =
+            ChildConnection(std::move(fd), next_id_ + 1, config_, store_ ? store_->write_fd() : -1).serve();
+        write_all(reports_.write.get(), &rep, sizeof rep);
+        ::_exit(0);  // never unwinds into the parent's state
     }
 
     // Stop: end every child and let it report. With a store, a child may wait for the writer to
     // make room, so it gets longer before it is killed (which would lose what it holds).
-    for (pid_t pid : live) ::kill(pid, SIGTERM);
-    const std::int64_t grace_end =
-        now_ns() + config.drain_timeout.count() + (store && fatal.empty() ? 60'000'000'000 : 2'000'000'000);
-    while (!live.empty() && now_ns() < grace_end) {
-        read_reports();
-        reap(WNOHANG);
-        if (!live.empty()) ::usleep(2000);
-    }
-    for (pid_t pid : live) {
-        ::kill(pid, SIGKILL);
-        int status;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    void end_children() {
+        for (pid_t pid : live_) ::kill(pid, SIGTERM);
+        const std::int64_t grace_end =
+            now_ns() + config_.drain_timeout.count() + (store_ && fatal_.empty() ? 60'000'000'000 : 2'000'000'000);
+        while (!live_.empty() && now_ns() < grace_end) {
+            read_reports();
+            reap(WNOHANG);
+            if (!live_.empty()) ::usleep(2000);
         }
+        for (pid_t pid : live_) {
+            ::kill(pid, SIGKILL);
+            int status;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+        }
+        live_.clear();
+        reports_.write.reset();
+        set_nonblocking(reports_.read.get(), false);
+        read_reports();  // every child is gone and the write end closed: reads until EOF
     }
-    live.clear();
-    report_write.reset();
-    set_nonblocking(report_read.get(), false);
-    read_reports();  // every child is gone and the write end closed: reads until EOF
-    remove_unix_sockets(listeners);
-    if (!fatal.empty()) throw RuntimeError(fatal);
-    if (store) store->finish();  // every byte received is in the file, fsynced
-    return snapshot();
+
+    const EchoServerConfig& config_;
+    EchoServerObserver& observer_;
+    SignalPipe& signals_;
+    std::unique_ptr<StoreWriter> store_;
+    std::vector<Listener> listeners_;
+    Pipe reports_;  // children's ChildReport records, one write each
+    std::unique_ptr<EventLoop> loop_;
+    const bool events_;
+    EchoServerStats stats_;
+    std::unordered_set<pid_t> live_;  // connection processes still running
+    std::unordered_map<pid_t, Served> served_;
+    SpareFd spare_;
+    std::optional<std::int64_t> listeners_paused_until_;
+    std::uint64_t next_id_ = 0;
+    const std::int64_t start_;
+    std::optional<std::int64_t> end_, next_stats_;
+    bool stop_ = false;
+    std::string fatal_;
+};
+
+}  // namespace
+
+EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserver& observer) {
+    return ForkServer(config, observer).run();
 }
 
 }  // namespace muxkit::detail

@@ -164,11 +164,7 @@ Connection* ServerLoop::admit(Fd fd) {
     c->id = ++shared_.next_id;
     c->last_active_ns = now_ns();
     if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {
-        try {
-            c->peer = peer_endpoint(fd.get()).to_string();
-        } catch (const SystemError&) {
-            c->peer = "unknown";
-        }
+        c->peer = peer_name(fd.get());
     }
     const auto raw = static_cast<std::size_t>(fd.get());
     if (raw >= conns_.size()) conns_.resize(raw + 1);

@@ -168,7 +168,7 @@ std::string hex_of(const char* p, std::size_t n) {
 class WatchRun {
 public:
     WatchRun(const WatchConfig& cfg, WatchObserver& observer)
-        : cfg_(cfg), observer_(observer), signals_(SignalPipe::install()), loop_(EventLoop::create(cfg.model)) {}
+        : cfg_(cfg), observer_(observer), signals_(SignalPipe::get()), loop_(EventLoop::create(cfg.model)) {}
 
     ~WatchRun() {
         for (const auto& s : sources_)
@@ -235,12 +235,12 @@ private:
 
     void check_watchable(int fd, const std::string& name) {
         if (!loop_->can_watch(fd))
-            throw UsageError(fmt::format("cannot watch {} (descriptor {}) with select: at or past FD_SETSIZE ({}); use -m poll or -m epoll",
+            throw UsageError(fmt::format("cannot watch {} (descriptor {}) with select: at or past FD_SETSIZE ({}); the poll and epoll models have no such limit",
                                          name, fd, FD_SETSIZE));
         struct stat st;
         if (::fstat(fd, &st) != 0) throw SystemError(errno, fmt::format("cannot watch {} (descriptor {})", name, fd));
         if (S_ISREG(st.st_mode) && (cfg_.model == Model::epoll || cfg_.model == Model::epoll_et))
-            throw UsageError(fmt::format("epoll cannot watch a regular file ({}); use -m select or -m poll", name));
+            throw UsageError(fmt::format("epoll cannot watch a regular file ({}); the select and poll models can", name));
     }
 
     std::size_t add_source(Source s, std::uint32_t interest) {
@@ -476,14 +476,8 @@ private:
                 emit(e);
                 return;
             }
-            std::string peer;
-            try {
-                peer = peer_endpoint(a.fd.get()).to_string();
-            } catch (const SystemError&) {
-                peer = "unknown";
-            }
             WatchEvent e = event_for(sources_[index], "accepted");
-            e.peer = peer;
+            e.peer = peer_name(a.fd.get());
             if (!loop_->can_watch(a.fd.get())) {
                 e.event = "error";
                 e.status = fmt::format("descriptor {} is past FD_SETSIZE: connection closed", a.fd.get());
@@ -492,7 +486,7 @@ private:
             }
             e.fd = a.fd.get();
             Source s;
-            s.name = "accepted:" + peer;
+            s.name = "accepted:" + e.peer;
             s.summary_key = "accepted:" + sources_[index].name;  // one entry per listener, not per peer
             s.accepted = true;
             s.fd = a.fd.get();

@@ -100,7 +100,7 @@ void LoadStats::merge(const LoadStats& part) {
 namespace detail {
 
 LoadRun::LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice slice)
-    : cfg_(config), observer_(observer), signals_(SignalPipe::install()), slice_(slice),
+    : cfg_(config), observer_(observer), signals_(SignalPipe::get()), slice_(slice),
       size_(config.payload.empty() ? config.size : config.payload.size()),
       limit_(config.duration ? UINT64_MAX : config.messages), window_(std::min(config.pipeline, limit_)),
       conns_(slice.count) {}
@@ -491,7 +491,7 @@ private:
         }
         c.fd = std::move(r.fd);
         if (!loop_->can_watch(c.fd.get()))
-            throw RuntimeError(fmt::format("descriptor {} is past select's FD_SETSIZE ({}); use -m poll or -m epoll",
+            throw RuntimeError(fmt::format("descriptor {} is past select's FD_SETSIZE ({}); the poll and epoll models have no such limit",
                                            c.fd.get(), FD_SETSIZE));
         const auto fd = static_cast<std::size_t>(c.fd.get());
         if (fd >= by_fd_.size()) by_fd_.resize(fd + 1, UINT32_MAX);
@@ -678,25 +678,19 @@ std::unique_ptr<detail::LoadRun> make_load(const LoadConfig& config, LoadObserve
 }  // namespace
 
 LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
-    if (config.connections == 0) throw UsageError("invalid --connections '0': must be at least 1");
-    if (config.pipeline == 0) throw UsageError("invalid --pipeline '0': must be at least 1");
+    if (config.connections == 0) throw UsageError("invalid load: at least 1 connection is needed");
+    if (config.pipeline == 0) throw UsageError("invalid load: at least 1 message in flight per connection is needed");
     // Each message in flight keeps its send time: bound the product before allocating it.
     const std::uint64_t window = std::min(config.pipeline, config.duration ? UINT64_MAX : config.messages);
     if (window > kMaxInFlight / config.connections)
-        throw UsageError(fmt::format("-c {} with --pipeline {} is more messages in flight than one run keeps ({} in all)",
+        throw UsageError(fmt::format("{} connections with {} messages in flight each are more than one run keeps ({} in all)",
                                      config.connections, config.pipeline, kMaxInFlight));
-    if (config.payload.empty() && config.size == 0) throw UsageError("invalid --size '0': must be at least 1 byte");
-    if (config.threads == 0) throw UsageError("invalid --threads '0': must be at least 1");
+    if (config.payload.empty() && config.size == 0) throw UsageError("invalid load: messages of at least 1 byte are needed");
+    if (config.threads == 0) throw UsageError("invalid load: at least 1 thread is needed");
     if (config.model == Model::select && config.connections + 16 > FD_SETSIZE)
-        throw UsageError(fmt::format("-c {} needs more descriptors than select can watch (FD_SETSIZE is {}); use -m poll or -m epoll",
+        throw UsageError(fmt::format("{} connections need more descriptors than select can watch (FD_SETSIZE is {}); the poll and epoll models have no such limit",
                                      config.connections, FD_SETSIZE));
     if (config.model == Model::io_uring) detail::check_uring_available();
-    const std::uint64_t needed = config.connections + 64;
-    const std::uint64_t limit = raise_fd_limit(needed);
-    if (limit < needed)
-        throw RuntimeError(fmt::format("cannot open {} connections: the descriptor limit (ulimit -n) is {} and the hard limit "
-                                       "does not allow more; raise it (ulimit -Hn) or use fewer connections",
-                                       config.connections, limit));
     const std::uint64_t threads = std::min<std::uint64_t>(config.threads, config.connections);
     if (threads == 1) return make_load(config, observer, {0, config.connections, 1.0})->run();
 
@@ -732,7 +726,7 @@ LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
 InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, Duration connect_timeout,
                                   Duration reply_timeout) {
     InteractiveResult result;
-    SignalPipe& signals = SignalPipe::install();
+    SignalPipe& signals = SignalPipe::get();
     Endpoint ep = resolve(target, false).front();
     Connecting c = connect_nonblocking(ep);
     if (c.err) {

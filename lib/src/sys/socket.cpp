@@ -96,6 +96,14 @@ Endpoint peer_endpoint(int fd) {
     return Endpoint::from(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
+std::string peer_name(int fd) {
+    try {
+        return peer_endpoint(fd).to_string();
+    } catch (const SystemError&) {
+        return "unknown";
+    }
+}
+
 void set_nodelay(int fd) noexcept {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on Unix sockets
