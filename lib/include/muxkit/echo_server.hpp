@@ -49,6 +49,8 @@ struct EchoServerStats {
     std::uint64_t refused() const noexcept {
         return refused_max_connections + refused_fd_setsize + refused_emfile + refused_fork_failed;
     }
+    // Adds another loop's counts; current, peak, finished and duration_s are the caller's to set.
+    void merge(const EchoServerStats& part);
 };
 
 struct ConnectionEvent {

@@ -160,7 +160,7 @@ Connection* ServerLoop::admit(Fd fd) {
         return nullptr;
     }
     set_nodelay(fd.get());
-    auto c = std::make_unique<Connection>();
+    std::unique_ptr<Connection> c = new_connection();
     c->id = ++shared_.next_id;
     c->last_active_ns = now_ns();
     if (observer_.wants_connection_events() || (config_.store && config_.store->format == StoreFormat::jsonl)) {

@@ -19,7 +19,9 @@
 
 namespace muxkit::detail {
 
+// What every driver keeps of a connection; a driver derives its own with the fields only it uses.
 struct Connection {
+    virtual ~Connection() = default;
     Fd fd;
     std::uint64_t id = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0;
@@ -28,18 +30,11 @@ struct Connection {
     bool paused = false;  // not reading until the store pipe drains
     bool closed = false;  // counted as closed; the driver may still be waiting for its operations
 
-    // Echo the socket did not take yet (bounded: readiness drivers keep at most one read).
+    // Echo the socket did not take yet (bounded: at most one read's worth), and at a graceful
+    // stop all that the connection is owed.
     std::vector<char> pending;
     std::size_t pending_off = 0;
-    bool more_to_read = false;  // edge-triggered: stopped reading before EAGAIN
     bool has_pending() const noexcept { return pending_off < pending.size(); }
-
-    // Completion driver: one send at a time keeps the echo in order; it sends straight from the
-    // ring's buffer send_bid when nothing is pending, else from pending.
-    std::vector<char> incoming;  // arrived while a send from pending was in flight
-    int send_bid = -1;
-    std::uint32_t send_len = 0, send_off = 0;
-    bool receiving = false, sending = false, awaiting_room = false, eof = false, starved = false;
 };
 
 // Records waiting for room in the store pipe: written in order, each in one write (atomic).
@@ -92,6 +87,7 @@ public:
 
 protected:
     // ---- what a driver provides
+    virtual std::unique_ptr<Connection> new_connection() = 0;  // the driver's own Connection type
     virtual void stop_reading(Connection& c) = 0;   // store backpressure
     virtual void start_reading(Connection& c) = 0;  // the store drained
     virtual void watch_store(bool writable) = 0;    // wait for room in the store pipe, or stop waiting
@@ -159,7 +155,9 @@ private:
     std::optional<std::int64_t> next_idle_scan_ns_;
 };
 
-// Its run() throws RuntimeError with the reason when io_uring is unavailable.
+// The drivers: select, poll, epoll and epoll-et (readiness_loop.cpp), io_uring (uring_loop.cpp,
+// whose run() throws RuntimeError with the reason when io_uring is unavailable).
+std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
 std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
 
 }  // namespace muxkit::detail

@@ -30,6 +30,15 @@ std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_
 
 constexpr int kGroup = 0;
 
+// One send at a time keeps the echo in order: it sends straight from the ring's buffer send_bid
+// when nothing is pending, else from pending.
+struct UringConnection final : Connection {
+    std::vector<char> incoming;  // arrived while a send from pending was in flight
+    int send_bid = -1;
+    std::uint32_t send_len = 0, send_off = 0;
+    bool receiving = false, sending = false, awaiting_room = false, eof = false, starved = false;
+};
+
 class UringLoop final : public ServerLoop {
 public:
     UringLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
@@ -77,6 +86,11 @@ public:
     }
 
 private:
+    // Every connection of this loop is one it made (new_connection).
+    static UringConnection& as_uring(Connection& c) { return static_cast<UringConnection&>(c); }
+    static UringConnection* as_uring(const std::unique_ptr<Connection>& c) { return static_cast<UringConnection*>(c.get()); }
+    UringConnection* conn(int fd) const { return as_uring(conns_[static_cast<std::size_t>(fd)]); }
+
     char* buffer(int bid) const { return bufs_->buffer(bid); }
 
     // At a graceful stop: no new receive, accept or wait for room; the receives in flight are
@@ -92,20 +106,21 @@ private:
         };
         for (auto& l : accepting_)
             if (l.armed) cancel(tag(Op::accept, l.fd));
-        for (auto& c : conns_) {
+        for (auto& owned : conns_) {
+            UringConnection* c = as_uring(owned);
             if (!c || c->closed) continue;
             if (c->receiving) cancel(tag(Op::recv, c->fd.get()));
             if (c->awaiting_room) cancel(tag(Op::writable, c->fd.get()));
         }
         auto busy_left = [&] {
-            return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c && !c->closed && busy(*c); });
+            return std::any_of(conns_.begin(), conns_.end(), [](const auto& c) { return c && !c->closed && busy(*as_uring(c)); });
         };
         for (int i = 0; i < 100 && busy_left(); ++i) {
             wait(now_ns() + 10'000'000);
             reap();
         }
         for (auto& c : conns_)
-            if (c && !c->closed) merge_backlog(*c);
+            if (c && !c->closed) merge_backlog(*as_uring(c));
     }
 
     // On the loop's own thread: the ring allows a single issuer.
@@ -139,28 +154,28 @@ private:
         l.armed = true;
     }
 
-    bool may_receive(const Connection& c) const {
+    bool may_receive(const UringConnection& c) const {
         return !draining_ && !c.closed && !c.eof && !c.paused && !c.starved && !c.receiving && owed(c) < backlog_cap_;
     }
 
-    static std::size_t owed(const Connection& c) {
+    static std::size_t owed(const UringConnection& c) {
         return c.pending.size() - c.pending_off + c.incoming.size() + (c.send_len - c.send_off);
     }
 
     // Between sends: drop what was sent, then take what arrived meanwhile (a send in flight reads
     // from pending, which therefore never changes under it).
-    static void merge_backlog(Connection& c) {
+    static void merge_backlog(UringConnection& c) {
         c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<std::ptrdiff_t>(c.pending_off));
         c.pending_off = 0;
         c.pending.insert(c.pending.end(), c.incoming.begin(), c.incoming.end());
         c.incoming.clear();
     }
-    static bool busy(const Connection& c) { return c.receiving || c.sending || c.awaiting_room; }
+    static bool busy(const UringConnection& c) { return c.receiving || c.sending || c.awaiting_room; }
 
     // One receive at a time per connection, renewed once its data is handled: a multishot receive
     // would go on filling memory until a cancel lands (a client that never reads its echo got
     // 1.2 MB through one in a single batch), and one receive per turn keeps the service fair.
-    void arm_recv(Connection& c) {
+    void arm_recv(UringConnection& c) {
         io_uring_sqe* s = sqe();
         const int fd = c.fd.get();
         io_uring_prep_recv(s, fd, nullptr, buf_size_, 0);
@@ -171,16 +186,16 @@ private:
     }
 
     // MSG_DONTWAIT: a full socket answers EAGAIN at once instead of keeping a ring buffer.
-    void submit_send(Connection& c, const char* data, std::size_t len) {
+    void submit_send(UringConnection& c, const char* data, std::size_t len) {
         io_uring_sqe* s = sqe();
         io_uring_prep_send(s, c.fd.get(), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data64(s, tag(Op::send, c.fd.get()));
         c.sending = true;
     }
 
-    void send_backlog(Connection& c) { submit_send(c, c.pending.data() + c.pending_off, c.pending.size() - c.pending_off); }
+    void send_backlog(UringConnection& c) { submit_send(c, c.pending.data() + c.pending_off, c.pending.size() - c.pending_off); }
 
-    void await_room(Connection& c) {
+    void await_room(UringConnection& c) {
         arm_poll(c.fd.get(), POLLOUT, Op::writable);
         c.awaiting_room = true;
     }
@@ -194,7 +209,7 @@ private:
         std::vector<int> fds;
         fds.swap(starved_);
         for (int fd : fds)
-            if (Connection* c = conns_[fd].get(); c && c->starved) {
+            if (UringConnection* c = conn(fd); c && c->starved) {
                 c->starved = false;
                 if (may_receive(*c)) arm_recv(*c);
             }
@@ -224,12 +239,12 @@ private:
             listener(fd).polling = false;
             arm_accept(listener(fd));
             return;
-        case Op::recv: on_recv(*conns_[fd], res, flags); break;
-        case Op::send: on_send(*conns_[fd], res); break;
-        case Op::writable: on_room(*conns_[fd]); break;
+        case Op::recv: on_recv(*conn(fd), res, flags); break;
+        case Op::send: on_send(*conn(fd), res); break;
+        case Op::writable: on_room(*conn(fd)); break;
         case Op::cancel: return;
         }
-        Connection* c = conns_[fd].get();  // gone when that completion closed and freed it
+        UringConnection* c = conn(fd);  // gone when that completion closed and freed it
         if (!c) return;
         if (c->closed) release_if_done(*c);
         else if (may_receive(*c)) arm_recv(*c);
@@ -244,7 +259,7 @@ private:
     void on_accept(Accepting& l, int res, unsigned flags) {
         if (!(flags & IORING_CQE_F_MORE)) l.armed = false;
         if (res >= 0) {
-            if (Connection* c = admit(Fd(res)); c && !draining_) arm_recv(*c);
+            if (Connection* c = admit(Fd(res)); c && !draining_) arm_recv(as_uring(*c));
         } else if (res == -EINVAL && multishot_accept_) {
             multishot_accept_ = false;  // no multishot accept on this kernel: one operation per accept
         } else if (res == -EMFILE || res == -ENFILE) {
@@ -266,7 +281,7 @@ private:
         arm_accept(l);
     }
 
-    void on_recv(Connection& c, int res, unsigned flags) {
+    void on_recv(UringConnection& c, int res, unsigned flags) {
         c.receiving = false;
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
@@ -303,7 +318,7 @@ private:
         }
     }
 
-    void on_send(Connection& c, int res) {
+    void on_send(UringConnection& c, int res) {
         c.sending = false;
         if (res == -EAGAIN) res = 0;  // the socket is full
         const std::size_t n = res > 0 ? static_cast<std::size_t>(res) : 0;
@@ -337,23 +352,26 @@ private:
         if (c.eof) close_connection(c, "eof");
     }
 
-    void on_room(Connection& c) {
+    void on_room(UringConnection& c) {
         c.awaiting_room = false;
         if (c.closed || draining_) return;
         merge_backlog(c);
         if (c.has_pending()) send_backlog(c);  // an error shows in the send
     }
 
-    void release_if_done(Connection& c) {
+    void release_if_done(UringConnection& c) {
         if (busy(c)) return;
         conns_[c.fd.get()].reset();  // closes the descriptor
     }
 
     // ---- driver hooks
 
+    std::unique_ptr<Connection> new_connection() override { return std::make_unique<UringConnection>(); }
+
     void stop_reading(Connection&) override {}  // the receive in flight is simply not renewed
 
-    void start_reading(Connection& c) override {
+    void start_reading(Connection& base) override {
+        UringConnection& c = as_uring(base);
         if (may_receive(c)) arm_recv(c);
     }
 
@@ -366,7 +384,8 @@ private:
 
     // Operations still in flight end at once once the socket is shut down; their completions
     // then free the connection.
-    void retire(Connection& c) override {
+    void retire(Connection& base) override {
+        UringConnection& c = as_uring(base);
         if (busy(c)) ::shutdown(c.fd.get(), SHUT_RDWR);
         release_if_done(c);
     }

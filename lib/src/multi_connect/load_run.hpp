@@ -15,6 +15,9 @@
 
 namespace muxkit::detail {
 
+constexpr std::size_t kChunk = 64 * 1024;         // bytes per read or write call
+constexpr std::uint64_t kMaxInFlight = 1u << 24;  // messages in flight in one run: 128 MiB of send times
+
 enum class ConnState : std::uint8_t { waiting, connecting, open, draining, done };
 
 // Where a connection failed, for failures_by_phase.
@@ -33,16 +36,8 @@ struct LoadConn {
     std::size_t recv_off = 0;
     std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline
 
-    bool want_write = false;  // readiness: waiting for room in the socket
-
-    // Completion driver: its send buffer (must stay put while the kernel sends from it) and the
-    // operations in flight; the socket is closed when the last one ends.
-    std::unique_ptr<char[]> out;
-    bool sending = false, receiving = false, connecting_op = false;
-
     std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
     bool live() const noexcept { return state == ConnState::open || state == ConnState::draining; }  // still receiving
-    bool busy() const noexcept { return sending || receiving || connecting_op; }
 };
 
 // The connections [first, first + count) of the whole load, with this share of --rate and

@@ -26,6 +26,15 @@ public:
     using LoadRun::LoadRun;
 
 private:
+    // A connection's send buffer (it must stay put while the kernel sends from it) and its
+    // operations in flight; the socket is closed when the last one ends.
+    struct Ops {
+        std::unique_ptr<char[]> out;
+        bool sending = false, receiving = false, connecting_op = false;
+        bool busy() const noexcept { return sending || receiving || connecting_op; }
+    };
+
+    Ops& ops(const LoadConn& c) { return ops_[c.index]; }
     std::uint64_t tag(Op op, const LoadConn& c) const { return uring_tag(op, c.index); }
 
     void setup() override {
@@ -33,6 +42,7 @@ private:
         bufs_ = std::make_unique<BufferRing>(*ring_, kBufferCount, kBufferSize, kGroup);
         multishot_ = !uring_singleshot_forced();
         out_size_ = std::min(kSendCap, size_ * cfg_.pipeline);
+        ops_.resize(conns_.size());
         arm_signal();
     }
 
@@ -48,7 +58,7 @@ private:
             std::vector<std::uint32_t> again;
             again.swap(starved_);
             for (auto i : again)
-                if (conns_[i].live() && !conns_[i].receiving) arm_recv(conns_[i]);
+                if (conns_[i].live() && !ops_[i].receiving) arm_recv(conns_[i]);
         }
         ring_->submit_and_wait(deadline);
         const std::int64_t now = now_ns();
@@ -69,7 +79,7 @@ private:
         case Op::recv: on_recv(c, res, flags, now); break;
         case Op::signal: break;
         }
-        if (c.state == ConnState::done && !c.busy()) c.fd.reset();  // its last operation ended
+        if (c.state == ConnState::done && !ops(c).busy()) c.fd.reset();  // its last operation ended
     }
 
     // ---- connecting
@@ -85,17 +95,17 @@ private:
         io_uring_sqe* s = ring_->sqe();
         io_uring_prep_connect(s, c.fd.get(), endpoint_.sa(), endpoint_.length);
         io_uring_sqe_set_data64(s, tag(Op::connect, c));
-        c.connecting_op = true;
+        ops(c).connecting_op = true;
     }
 
     void on_connect(LoadConn& c, int res, std::int64_t now) {
-        c.connecting_op = false;
+        ops(c).connecting_op = false;
         if (c.state != ConnState::connecting) return;
         if (res < 0) {
             fail(c, Phase::connect, -res);
             return;
         }
-        c.out = std::make_unique<char[]>(out_size_);
+        ops(c).out = std::make_unique<char[]>(out_size_);
         arm_recv(c);
         established(c, now);
     }
@@ -103,19 +113,19 @@ private:
     // ---- sending: one send in flight per connection; MSG_WAITALL makes it all or an error
 
     void pump(LoadConn& c, std::int64_t now) override {
-        if (c.sending || c.state != ConnState::open) return;
-        const std::size_t len = next_bytes(c, now, c.out.get(), out_size_);
+        if (ops(c).sending || c.state != ConnState::open) return;
+        const std::size_t len = next_bytes(c, now, ops(c).out.get(), out_size_);
         if (len == 0) return;
         io_uring_sqe* s = ring_->sqe();
-        io_uring_prep_send(s, c.fd.get(), c.out.get(), len, MSG_NOSIGNAL | MSG_WAITALL);
+        io_uring_prep_send(s, c.fd.get(), ops(c).out.get(), len, MSG_NOSIGNAL | MSG_WAITALL);
         io_uring_sqe_set_data64(s, tag(Op::send, c));
-        c.sending = true;
+        ops(c).sending = true;
         // Counted as sent now: the echo of these bytes may be reaped before the send's completion.
         bytes_sent(c, len);
     }
 
     void on_send(LoadConn& c, int res, std::int64_t now) {
-        c.sending = false;
+        ops(c).sending = false;
         if (!c.live()) return;
         if (res < 0) {
             fail(c, Phase::send, -res);
@@ -126,7 +136,7 @@ private:
     }
 
     void half_close(LoadConn& c) override {
-        if (!c.sending) ::shutdown(c.fd.get(), SHUT_WR);
+        if (!ops(c).sending) ::shutdown(c.fd.get(), SHUT_WR);
     }
 
     // ---- receiving into the ring's buffers
@@ -138,11 +148,11 @@ private:
         s->flags |= IOSQE_BUFFER_SELECT;
         s->buf_group = static_cast<std::uint16_t>(bufs_->group());
         io_uring_sqe_set_data64(s, tag(Op::recv, c));
-        c.receiving = true;
+        ops(c).receiving = true;
     }
 
     void on_recv(LoadConn& c, int res, unsigned flags, std::int64_t now) {
-        if (!(flags & IORING_CQE_F_MORE)) c.receiving = false;
+        if (!(flags & IORING_CQE_F_MORE)) ops(c).receiving = false;
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
             bufs_->taken();
@@ -161,21 +171,21 @@ private:
                 fail(c, Phase::receive, -res);
             }
         }
-        if (c.live() && !c.receiving) arm_recv(c);
+        if (c.live() && !ops(c).receiving) arm_recv(c);
     }
 
     // Operations still in flight end at once once the socket is shut down; the last completion
     // closes it.
     void release(LoadConn& c) override {
         if (!c.fd) return;
-        if (c.busy()) ::shutdown(c.fd.get(), SHUT_RDWR);
+        if (ops(c).busy()) ::shutdown(c.fd.get(), SHUT_RDWR);
         else c.fd.reset();
     }
 
     void finish() override {
         auto busy = [&] {
             for (const auto& c : conns_)
-                if (c.busy()) return true;
+                if (ops(c).busy()) return true;
             return false;
         };
         for (int i = 0; i < 100 && busy(); ++i) wait_and_dispatch(now_ns() + 10'000'000);
@@ -186,6 +196,7 @@ private:
 
     std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers
     std::unique_ptr<Ring> ring_;
+    std::vector<Ops> ops_;                // by connection index
     std::vector<std::uint32_t> starved_;  // connections waiting for a free buffer
     std::size_t out_size_ = 0;
     bool multishot_ = true;

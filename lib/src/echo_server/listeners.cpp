@@ -1,0 +1,45 @@
+#include "echo_server/listeners.hpp"
+
+#include <string>
+
+#include <unistd.h>
+
+#include "muxkit/socket.hpp"
+
+namespace muxkit::detail {
+
+std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerObserver& observer, int loops) {
+    std::vector<Listener> out;
+    std::vector<std::string> names;
+    for (const auto& address : config.addresses) {
+        Endpoint ep = resolve(address, true).front();
+        const bool shared = loops == 1 || address.kind == Address::Kind::unix_path;
+        Listener first;
+        first.fd = listen_on(ep, config.backlog, !shared);
+        first.endpoint = local_endpoint(first.fd.get());  // the real port when 0 was asked
+        if (address.kind == Address::Kind::unix_path) {
+            first.unix_path = address.path;
+            first.endpoint = ep;
+        }
+        first.loop = shared ? -1 : 0;
+        names.push_back(first.endpoint.to_string());
+        const Endpoint bound = first.endpoint;
+        out.push_back(std::move(first));
+        for (int i = 1; !shared && i < loops; ++i) {
+            Listener more;
+            more.fd = listen_on(bound, config.backlog, true);
+            more.endpoint = bound;
+            more.loop = i;
+            out.push_back(std::move(more));
+        }
+    }
+    for (const auto& name : names) observer.on_listening(name, config.model);
+    return out;
+}
+
+void remove_unix_sockets(const std::vector<Listener>& listeners) noexcept {
+    for (const auto& l : listeners)
+        if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+}
+
+}  // namespace muxkit::detail
