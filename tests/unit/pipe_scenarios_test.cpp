@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(child_status_is_decoded_and_deadlines_kill) {
 }
 
 BOOST_AUTO_TEST_CASE(every_correctness_scenario_passes_in_process) {
-    PipeLabConfig cfg;
+    PipeTestConfig cfg;
     cfg.iterations = 20;
     for (const auto& name : default_scenarios()) {
         for (const auto& row : run_scenario(name, cfg)) {

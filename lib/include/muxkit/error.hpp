@@ -40,7 +40,6 @@ public:
     void add(int err, std::uint64_t n = 1) noexcept { counts_[index(err)] += n; }
     void merge(const ErrorCounts& other) noexcept;
     std::uint64_t count(int err) const noexcept { return counts_[index(err)]; }
-    std::uint64_t total() const noexcept;
     std::map<std::string, std::uint64_t> by_name() const;  // only non-zero counts
 
 private:

@@ -27,8 +27,10 @@ struct Event {
     std::uint32_t events;
 };
 
-// The public methods keep the bookkeeping and reject misuse (a descriptor added twice, an
-// unknown one, one that select cannot watch); backends only add, modify, remove and wait.
+/// The public methods keep the bookkeeping and reject misuse (a descriptor added twice, an
+/// unknown one, one that select cannot watch); backends only add, modify, remove and wait.
+/// Threads: one loop belongs to one thread; nothing in it is locked. Several threads each use
+/// their own loop (echo-server and multi-connect --threads).
 class EventLoop {
 public:
     // A readiness model (select, poll, epoll, epoll-et); throws UsageError for any other.

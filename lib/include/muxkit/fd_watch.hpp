@@ -1,4 +1,4 @@
-// Watcher: reports the readiness of descriptors (inherited ones, files, FIFOs, sockets, a child's
+// run_watch: reports the readiness of descriptors (inherited ones, files, FIFOs, sockets, a child's
 // output) as timestamped events, with the timeouts of each wait as events too.
 #pragma once
 
@@ -59,6 +59,7 @@ struct WatchEvent {
     int error = 0;       // error: errno
 };
 
+/// Threads: called on the thread that called run_watch.
 class WatchObserver {
 public:
     virtual ~WatchObserver() = default;

@@ -11,7 +11,6 @@ class Histogram {
 public:
     void record(std::uint64_t value) noexcept;
     void merge(const Histogram& other) noexcept;
-    void reset() noexcept;
 
     std::uint64_t count() const noexcept { return count_; }
     std::uint64_t min() const noexcept { return count_ ? min_ : 0; }

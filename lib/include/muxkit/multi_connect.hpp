@@ -1,5 +1,5 @@
-// LoadClient: many concurrent connections from one thread that send messages, verify every echoed
-// byte, and measure connect time and round trips; plus the interactive line-echo client.
+// run_load: many concurrent connections per thread that send messages, verify every echoed byte,
+// and measure connect time and round trips; run_interactive: the line-echo client.
 #pragma once
 
 #include <cstdint>
@@ -77,8 +77,8 @@ struct LoadStats {
     void merge(const LoadStats& part);  // sums counts and histograms; the longest duration
 };
 
-// Called from the thread of the load loop that saw it; with --threads, from several threads, one
-// at a time.
+/// Threads: every call comes from the thread of the load loop that saw it; with several threads,
+/// from several threads, one at a time (run_load serialises them), never concurrently.
 class LoadObserver {
 public:
     virtual ~LoadObserver() = default;

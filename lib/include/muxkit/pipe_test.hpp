@@ -1,4 +1,4 @@
-// PipeLab: experiments with real processes and pipes that show what a pipe guarantees and
+// Pipe scenarios (pipe-test): experiments with real processes and pipes that show what a pipe guarantees and
 // measure how fast it is. Each scenario returns one row: name, verdict and what it measured.
 #pragma once
 
@@ -16,7 +16,7 @@ namespace muxkit {
 enum class Verdict { pass, fail, info };
 std::string_view verdict_name(Verdict v) noexcept;
 
-struct PipeLabConfig {
+struct PipeTestConfig {
     std::vector<std::uint64_t> sizes = {4096, 65536, 1048576};  // throughput block sizes
     std::uint64_t bytes = 256ull * 1024 * 1024;                 // throughput work per size
     std::optional<Duration> duration;                            // instead of bytes
@@ -38,6 +38,6 @@ const std::vector<std::string>& default_scenarios();
 std::vector<std::string> parse_scenarios(const std::vector<std::string>& words);
 
 // Runs one scenario; throughput gives one row per block size and method.
-std::vector<ScenarioResult> run_scenario(const std::string& name, const PipeLabConfig& config);
+std::vector<ScenarioResult> run_scenario(const std::string& name, const PipeTestConfig& config);
 
 }  // namespace muxkit

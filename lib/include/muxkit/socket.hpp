@@ -1,6 +1,9 @@
 // Sockets: listening and connecting, non-blocking and close-on-exec from the start.
 #pragma once
 
+#include <chrono>
+#include <string>
+
 #include "muxkit/address.hpp"
 #include "muxkit/fd.hpp"
 
@@ -26,6 +29,14 @@ struct Connecting {
 Connecting connect_nonblocking(const Endpoint& endpoint) noexcept;
 
 int socket_error(int fd) noexcept;  // SO_ERROR: the outcome of a non-blocking connect
+
+// A connect that waits at most timeout (and no longer once a stop is requested): err is 0 when
+// connected, else the errno (ETIMEDOUT when the time ran out). The socket stays non-blocking.
+struct Connected {
+    Fd fd;
+    int err = 0;
+};
+Connected connect_within(const Endpoint& endpoint, std::chrono::nanoseconds timeout) noexcept;
 Endpoint local_endpoint(int fd);
 Endpoint peer_endpoint(int fd);
 // The peer as text, or "unknown" when the kernel no longer knows it (the peer already left).

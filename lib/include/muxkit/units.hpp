@@ -26,7 +26,6 @@ std::vector<std::string_view> split_list(std::string_view text);
 std::vector<std::uint64_t> parse_size_list(std::string_view text);
 
 std::string format_duration(Duration d);       // "1.5s", "250ms", "12us"
-std::string format_bytes(std::uint64_t bytes);  // "1.5 MiB"
 double to_seconds(Duration d);
 
 }  // namespace muxkit

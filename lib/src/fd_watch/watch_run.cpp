@@ -1,4 +1,8 @@
+// run_watch: WatchRun watches the opened sources, dispatches each readiness event to what its
+// source needs (read, accept, reopen, reap) and counts it for the summary.
 #include "muxkit/fd_watch.hpp"
+
+#include "fd_watch/sources.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -29,118 +33,14 @@
 
 namespace muxkit {
 
-std::vector<std::string> split_command(std::string_view command) {
-    std::vector<std::string> words;
-    std::string word;
-    bool in_word = false;
-    char quote = 0;
-    for (std::size_t i = 0; i < command.size(); ++i) {
-        char c = command[i];
-        if (quote) {
-            if (c == quote) quote = 0;
-            else if (c == '\\' && quote == '"' && i + 1 < command.size()) word += command[++i];
-            else word += c;
-        } else if (c == '\'' || c == '"') {
-            quote = c;
-            in_word = true;
-        } else if (c == '\\' && i + 1 < command.size()) {
-            word += command[++i];
-            in_word = true;
-        } else if (c == ' ' || c == '\t' || c == '\n') {
-            if (in_word) words.push_back(std::move(word));
-            word.clear();
-            in_word = false;
-        } else {
-            word += c;
-            in_word = true;
-        }
-    }
-    if (quote) throw UsageError(fmt::format("invalid command '{}': unterminated quote", command));
-    if (in_word) words.push_back(std::move(word));
-    return words;
-}
-
-SourceSpec SourceSpec::parse(std::string_view text) {
-    SourceSpec s;
-    s.text = std::string(text);
-    auto rest = [&](std::string_view prefix) { return std::string(text.substr(prefix.size())); };
-    if (text == "-" || text == "stdin") {
-        s.fd = 0;
-        s.text = "stdin";
-        return s;
-    }
-    if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), s.fd);
-        if (ec != std::errc()) throw UsageError(fmt::format("invalid source '{}': descriptor out of range", text));
-        return s;
-    }
-    if (text.starts_with("file:")) {
-        s.type = Type::file;
-        s.path = rest("file:");
-    } else if (text.starts_with("fifo:")) {
-        s.type = Type::fifo;
-        s.path = rest("fifo:");
-    } else if (text.starts_with("listen:")) {
-        s.type = Type::listen;
-        s.address = Address::parse(rest("listen:"));
-        return s;
-    } else if (text.starts_with("connect:")) {
-        s.type = Type::connect;
-        s.address = Address::parse(rest("connect:"));
-        return s;
-    } else if (text.starts_with("exec:")) {
-        s.type = Type::exec;
-        s.argv = split_command(rest("exec:"));
-        if (s.argv.empty()) throw UsageError(fmt::format("invalid source '{}': empty command", text));
-        return s;
-    } else {
-        throw UsageError(fmt::format(
-            "invalid source '{}': expected N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS or exec:COMMAND", text));
-    }
-    if (s.path.empty()) throw UsageError(fmt::format("invalid source '{}': missing path", text));
-    return s;
-}
-
-std::string describe_fd(int fd) {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return "closed";
-    if (S_ISFIFO(st.st_mode)) {
-        char link[64] = {};
-        std::string proc = fmt::format("/proc/self/fd/{}", fd);
-        ssize_t n = ::readlink(proc.c_str(), link, sizeof link - 1);
-        return (n > 0 && std::strncmp(link, "pipe:", 5) == 0) ? "pipe" : "fifo";
-    }
-    if (S_ISREG(st.st_mode)) return "file";
-    if (S_ISDIR(st.st_mode)) return "dir";
-    if (S_ISCHR(st.st_mode)) return ::isatty(fd) ? "tty" : "chr";
-    if (S_ISBLK(st.st_mode)) return "blk";
-    if (S_ISSOCK(st.st_mode)) {
-        int domain = 0, type = 0;
-        socklen_t len = sizeof domain;
-        ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
-        len = sizeof type;
-        ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
-        if (domain == AF_UNIX) return "unix";
-        if (type == SOCK_STREAM) return "tcp";
-        if (type == SOCK_DGRAM) return "udp";
-        return "socket";
-    }
-    return "other";
-}
+using namespace detail;
 
 namespace {
 
-enum class Role { stream, listener, fifo, exec_out };
-
 const std::string kTimeoutKey = "(timeout)";
 
-struct Source {
-    Fd owned;      // descriptors we opened; inherited ones are not closed
-    int fd = -1;
-    std::string name, kind;
-    Role role = Role::stream;
-    std::string fifo_path;
-    std::string unix_path;        // a listener's socket file, removed at the end
+struct Source : OpenedSource {
+    std::string kind;
     std::string summary_key;      // where its events are counted (accepted: one entry per listener)
     std::size_t exec = SIZE_MAX;  // index into execs_
     bool accepted = false;
@@ -262,98 +162,21 @@ private:
         return index;
     }
 
-    Fd open_fifo(const std::string& path) {
-        Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // never blocks on a missing writer
-        if (!fd) throw SystemError(errno, "cannot open fifo " + path);
-        struct stat st;
-        if (::fstat(fd.get(), &st) == 0 && !S_ISFIFO(st.st_mode)) throw RuntimeError(fmt::format("{} is not a FIFO", path));
-        return fd;
-    }
-
     void open_source(const SourceSpec& spec) {
+        if (spec.type == SourceSpec::Type::exec) return open_exec(spec);
         Source s;
-        s.name = spec.text;
-        switch (spec.type) {
-        case SourceSpec::Type::fd:
-            if (::fcntl(spec.fd, F_GETFD) < 0)
-                throw RuntimeError(fmt::format("cannot watch descriptor {}: it is not open", spec.fd));
-            s.fd = spec.fd;
-            add_source(std::move(s), cfg_.events);
-            return;
-        case SourceSpec::Type::file:
-            s.owned = Fd(::open(spec.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-            if (!s.owned) throw SystemError(errno, "cannot open " + spec.path);
-            s.fd = s.owned.get();
-            add_source(std::move(s), cfg_.events);
-            return;
-        case SourceSpec::Type::fifo:
-            s.owned = open_fifo(spec.path);
-            s.fd = s.owned.get();
-            s.role = Role::fifo;
-            s.fifo_path = spec.path;
-            add_source(std::move(s), kReadable);
-            return;
-        case SourceSpec::Type::listen: {
-            Endpoint ep = resolve(spec.address, true).front();
-            s.owned = listen_on(ep, 128);
-            s.fd = s.owned.get();
-            s.role = Role::listener;
-            s.name = "listen:" + (spec.address.kind == Address::Kind::unix_path ? ep.to_string()
-                                                                                 : local_endpoint(s.fd).to_string());
-            if (spec.address.kind == Address::Kind::unix_path) s.unix_path = spec.address.path;
-            add_source(std::move(s), kReadable);
-            return;
-        }
-        case SourceSpec::Type::connect: {
-            Endpoint ep = resolve(spec.address, false).front();
-            Connecting c = connect_nonblocking(ep);
-            if (c.err) throw SystemError(c.err, "cannot connect to " + ep.to_string());
-            if (c.in_progress) {
-                pollfd p{c.fd.get(), POLLOUT, 0};
-                if (::poll(&p, 1, 5000) <= 0) throw SystemError(ETIMEDOUT, "cannot connect to " + ep.to_string());
-                if (int err = socket_error(c.fd.get())) throw SystemError(err, "cannot connect to " + ep.to_string());
-            }
-            s.owned = std::move(c.fd);
-            s.fd = s.owned.get();
-            add_source(std::move(s), cfg_.events);
-            return;
-        }
-        case SourceSpec::Type::exec: start_exec(spec); return;
-        }
+        static_cast<OpenedSource&>(s) = detail::open_source(spec);
+        const std::uint32_t interest = s.role == Role::stream ? cfg_.events : std::uint32_t{kReadable};
+        add_source(std::move(s), interest);
     }
 
-    void start_exec(const SourceSpec& spec) {
-        Pipe out = make_pipe(), err = make_pipe(), status = make_pipe();
-        std::vector<char*> argv;
-        for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        pid_t pid = ::fork();
-        if (pid < 0) throw_errno("fork");
-        if (pid == 0) {
-            int devnull = ::open("/dev/null", O_RDONLY);
-            ::dup2(devnull, 0);
-            ::dup2(out.write.get(), 1);
-            ::dup2(err.write.get(), 2);
-            ::signal(SIGPIPE, SIG_DFL);
-            ::execvp(argv[0], argv.data());
-            int e = errno;
-            write_all(status.write.get(), &e, sizeof e);  // the close-on-exec pipe tells the parent why
-            ::_exit(127);
-        }
-        out.write.reset();
-        err.write.reset();
-        status.write.reset();
-        int exec_errno = 0;
-        if (read_full(status.read.get(), &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno)) {
-            wait_child(pid);
-            throw SystemError(exec_errno, fmt::format("cannot run '{}'", spec.argv[0]));
-        }
-        execs_.push_back({pid, spec.text, 2, false});
-        for (auto* p : {&out, &err}) {
+    void open_exec(const SourceSpec& spec) {
+        StartedExec started = start_exec(spec);
+        execs_.push_back({started.pid, spec.text, 2, false});
+        for (Fd* stream : {&started.out, &started.err}) {
             Source s;
-            s.name = spec.text + (p == &out ? "[stdout]" : "[stderr]");
-            set_nonblocking(p->read.get());
-            s.owned = std::move(p->read);
+            s.name = spec.text + (stream == &started.out ? "[stdout]" : "[stderr]");
+            s.owned = std::move(*stream);
             s.fd = s.owned.get();
             s.role = Role::exec_out;
             s.exec = execs_.size() - 1;

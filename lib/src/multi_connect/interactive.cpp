@@ -23,20 +23,10 @@ InteractiveResult run_interactive(const Address& target, int in_fd, int out_fd, 
     InteractiveResult result;
     SignalPipe& signals = SignalPipe::get();
     Endpoint ep = resolve(target, false).front();
-    Connecting c = connect_nonblocking(ep);
-    if (c.err) {
-        result.connect_err = c.err;
-        return result;
-    }
-    int sock = c.fd.get();
-    if (c.in_progress) {
-        pollfd p{sock, POLLOUT, 0};
-        int rc;
-        do rc = ::poll(&p, 1, static_cast<int>(connect_timeout.count() / 1'000'000));
-        while (rc < 0 && errno == EINTR && !SignalPipe::stop_requested());
-        result.connect_err = rc == 0 ? ETIMEDOUT : socket_error(sock);
-        if (result.connect_err) return result;
-    }
+    Connected c = connect_within(ep, connect_timeout);
+    result.connect_err = c.err;
+    if (c.err) return result;
+    const int sock = c.fd.get();
     std::vector<char> pending;  // stdin bytes the socket has not taken yet
     std::size_t pending_off = 0;
     bool in_open = true, half_closed = false;

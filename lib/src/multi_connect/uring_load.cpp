@@ -73,12 +73,9 @@ private:
             return;
         }
         LoadConn& c = conns_[uring_who(data)];
-        switch (op) {
-        case Op::connect: on_connect(c, res, now); break;
-        case Op::send: on_send(c, res, now); break;
-        case Op::recv: on_recv(c, res, flags, now); break;
-        case Op::signal: break;
-        }
+        if (op == Op::connect) on_connect(c, res, now);
+        else if (op == Op::send) on_send(c, res, now);
+        else on_recv(c, res, flags, now);
         if (c.state == ConnState::done && !ops(c).busy()) c.fd.reset();  // its last operation ended
     }
 

@@ -84,7 +84,7 @@ void fill_stream(std::uint64_t offset, char* dst, std::size_t len) {
     for (std::size_t i = 0; i < len; ++i) dst[i] = stream_byte(offset + i);
 }
 
-Pipe lab_pipe(const PipeLabConfig& cfg, bool nonblocking = false) {
+Pipe scenario_pipe(const PipeTestConfig& cfg, bool nonblocking = false) {
     Pipe p = make_pipe(nonblocking);
     if (cfg.pipe_size) set_pipe_capacity(p.write.get(), static_cast<int>(*cfg.pipe_size));
     return p;
@@ -116,12 +116,12 @@ bool readable_within(int fd, int timeout_ms) {
 }
 
 // ---------------------------------------------------------------- one-way
-ScenarioResult one_way(const PipeLabConfig& cfg) {
+ScenarioResult one_way(const PipeTestConfig& cfg) {
     ScenarioResult r{"one-way"};
     const std::uint64_t messages = cfg.iterations ? cfg.iterations : 1000;
     std::uint64_t total = 0;
     for (std::uint64_t i = 0; i < messages; ++i) total += message_size(i);
-    Pipe p = lab_pipe(cfg);
+    Pipe p = scenario_pipe(cfg);
     pid_t pid = fork_child([&] {
         p.write.reset();  // the child only reads: its copy of the write end would withhold EOF
         char buf[65536], want[65536];
@@ -155,10 +155,10 @@ ScenarioResult one_way(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- duplex (two pipes)
-ScenarioResult duplex(const PipeLabConfig& cfg) {
+ScenarioResult duplex(const PipeTestConfig& cfg) {
     ScenarioResult r{"duplex"};
     const std::uint64_t messages = cfg.iterations ? cfg.iterations : 1000;
-    Pipe down = lab_pipe(cfg), up = lab_pipe(cfg);
+    Pipe down = scenario_pipe(cfg), up = scenario_pipe(cfg);
     pid_t pid = fork_child([&] {
         down.write.reset();
         up.read.reset();
@@ -200,11 +200,11 @@ ScenarioResult duplex(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- shared-duplex (one pipe, the pitfall)
-ScenarioResult shared_duplex(const PipeLabConfig& cfg) {
+ScenarioResult shared_duplex(const PipeTestConfig& cfg) {
     ScenarioResult r{"shared-duplex"};
     r.verdict = Verdict::info;
     const std::uint64_t trials = cfg.iterations ? cfg.iterations : 200;
-    Pipe shared = lab_pipe(cfg, true), go = make_pipe(), done = make_pipe();
+    Pipe shared = scenario_pipe(cfg, true), go = make_pipe(), done = make_pipe();
     constexpr int kWaitMs = 100;
     // Each side writes an 8-byte message into the one pipe, then reads one message back.
     auto exchange = [&](char who, std::uint64_t t) -> char {
@@ -258,9 +258,9 @@ ScenarioResult shared_duplex(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- capacity
-ScenarioResult capacity(const PipeLabConfig& cfg) {
+ScenarioResult capacity(const PipeTestConfig& cfg) {
     ScenarioResult r{"capacity"};
-    Pipe p = lab_pipe(cfg, true);
+    Pipe p = scenario_pipe(cfg, true);
     const int size = pipe_capacity(p.write.get());
     char page[4096] = {};
     std::uint64_t total = 0;
@@ -287,8 +287,8 @@ struct InterleaveCount {
 
 // W writers each write `records` records of `size` bytes (one write call each, filled with the
 // writer's letter); the reader counts the size-aligned records that mix letters.
-InterleaveCount interleave_run(const PipeLabConfig& cfg, int writers, std::uint64_t records, std::size_t size) {
-    Pipe p = lab_pipe(cfg);
+InterleaveCount interleave_run(const PipeTestConfig& cfg, int writers, std::uint64_t records, std::size_t size) {
+    Pipe p = scenario_pipe(cfg);
     std::vector<pid_t> pids;
     for (int w = 0; w < writers; ++w) {
         pids.push_back(fork_child([&, w] {
@@ -322,7 +322,7 @@ InterleaveCount interleave_run(const PipeLabConfig& cfg, int writers, std::uint6
     return c;
 }
 
-ScenarioResult atomicity(const PipeLabConfig& cfg) {
+ScenarioResult atomicity(const PipeTestConfig& cfg) {
     ScenarioResult r{"atomicity"};
     constexpr int writers = 4;
     const std::uint64_t small_records = cfg.iterations ? cfg.iterations : 256;
@@ -342,9 +342,9 @@ ScenarioResult atomicity(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- eof
-ScenarioResult eof(const PipeLabConfig& cfg) {
+ScenarioResult eof(const PipeTestConfig& cfg) {
     ScenarioResult r{"eof"};
-    Pipe p = lab_pipe(cfg);
+    Pipe p = scenario_pipe(cfg);
     pid_t pid = fork_child([&] {
         p.read.reset();
         ::usleep(100000);  // hold the write end open for a while
@@ -368,7 +368,7 @@ ScenarioResult eof(const PipeLabConfig& cfg) {
     ExitStatus st = wait_child(pid, child_deadline());
 
     // The classic mistake: a write end left open in the reader itself withholds EOF for ever.
-    Pipe q = lab_pipe(cfg, true);
+    Pipe q = scenario_pipe(cfg, true);
     pid_t pid2 = fork_child([&] {
         q.read.reset();
         write_all(q.write.get(), "x", 1);
@@ -389,12 +389,12 @@ ScenarioResult eof(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- epipe
-ScenarioResult epipe(const PipeLabConfig& cfg) {
+ScenarioResult epipe(const PipeTestConfig& cfg) {
     ScenarioResult r{"epipe"};
     auto writer_without_reader = [&](bool ignore) {
         return fork_child([&, ignore] {
             ::signal(SIGPIPE, ignore ? SIG_IGN : SIG_DFL);
-            Pipe p = lab_pipe(cfg);
+            Pipe p = scenario_pipe(cfg);
             p.read.reset();
             IoResult w = write_some(p.write.get(), "x", 1);
             return (w.failed() && w.err == EPIPE) ? 0 : 1;
@@ -411,9 +411,9 @@ ScenarioResult epipe(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- nonblock
-ScenarioResult nonblock(const PipeLabConfig& cfg) {
+ScenarioResult nonblock(const PipeTestConfig& cfg) {
     ScenarioResult r{"nonblock"};
-    Pipe p = lab_pipe(cfg, true);
+    Pipe p = scenario_pipe(cfg, true);
     char buf[4096] = {};
     IoResult empty_read = read_some(p.read.get(), buf, sizeof buf);
     std::uint64_t filled = 0;
@@ -433,9 +433,9 @@ ScenarioResult nonblock(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- select
-ScenarioResult select_scenario(const PipeLabConfig& cfg) {
+ScenarioResult select_scenario(const PipeTestConfig& cfg) {
     ScenarioResult r{"select"};
-    Pipe p = lab_pipe(cfg, true);
+    Pipe p = scenario_pipe(cfg, true);
     auto loop = EventLoop::create(Model::select);
     loop->add(p.read.get(), kReadable);
     loop->add(p.write.get(), kWritable);
@@ -491,7 +491,7 @@ private:
     std::string path_;
 };
 
-ScenarioResult fifo(const PipeLabConfig& cfg) {
+ScenarioResult fifo(const PipeTestConfig& cfg) {
     ScenarioResult r{"fifo"};
     TempDir dir;
     const std::string path = dir.path() + "/fifo";
@@ -561,9 +561,9 @@ std::string_view method_name(Method m) {
     return "?";
 }
 
-ScenarioResult throughput_row(const PipeLabConfig& cfg, std::size_t block, Method method) {
+ScenarioResult throughput_row(const PipeTestConfig& cfg, std::size_t block, Method method) {
     ScenarioResult r{"throughput"};
-    Pipe p = lab_pipe(cfg);
+    Pipe p = scenario_pipe(cfg);
     const bool timed = cfg.duration.has_value();
     const std::uint64_t target = timed ? UINT64_MAX : std::max<std::uint64_t>(cfg.bytes, block);
     const std::int64_t start = now_ns();
@@ -618,7 +618,7 @@ ScenarioResult throughput_row(const PipeLabConfig& cfg, std::size_t block, Metho
     return r;
 }
 
-std::vector<ScenarioResult> throughput(const PipeLabConfig& cfg) {
+std::vector<ScenarioResult> throughput(const PipeTestConfig& cfg) {
     std::vector<ScenarioResult> rows;
     for (auto size : cfg.sizes) {
         rows.push_back(throughput_row(cfg, size, Method::read_write));
@@ -631,11 +631,11 @@ std::vector<ScenarioResult> throughput(const PipeLabConfig& cfg) {
 }
 
 // ---------------------------------------------------------------- latency
-ScenarioResult latency(const PipeLabConfig& cfg) {
+ScenarioResult latency(const PipeTestConfig& cfg) {
     ScenarioResult r{"latency"};
     constexpr std::size_t kMessage = 64;
     const std::uint64_t iterations = cfg.iterations ? cfg.iterations : 10000;
-    Pipe ping = lab_pipe(cfg), pong = lab_pipe(cfg);
+    Pipe ping = scenario_pipe(cfg), pong = scenario_pipe(cfg);
     pid_t pid = fork_child([&] {
         ping.write.reset();
         pong.read.reset();
@@ -679,7 +679,7 @@ ScenarioResult latency(const PipeLabConfig& cfg) {
 
 }  // namespace
 
-std::vector<ScenarioResult> run_scenario(const std::string& name, const PipeLabConfig& cfg) {
+std::vector<ScenarioResult> run_scenario(const std::string& name, const PipeTestConfig& cfg) {
     try {
         if (name == "one-way") return {one_way(cfg)};
         if (name == "shared-duplex") return {shared_duplex(cfg)};

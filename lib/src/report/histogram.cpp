@@ -42,7 +42,6 @@ void Histogram::merge(const Histogram& other) noexcept {
     max_ = std::max(max_, other.max_);
 }
 
-void Histogram::reset() noexcept { *this = Histogram(); }
 
 std::uint64_t Histogram::percentile(double p) const noexcept {
     if (count_ == 0) return 0;

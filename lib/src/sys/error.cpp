@@ -16,12 +16,6 @@ void ErrorCounts::merge(const ErrorCounts& other) noexcept {
     for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
 }
 
-std::uint64_t ErrorCounts::total() const noexcept {
-    std::uint64_t sum = 0;
-    for (auto c : counts_) sum += c;
-    return sum;
-}
-
 std::map<std::string, std::uint64_t> ErrorCounts::by_name() const {
     std::map<std::string, std::uint64_t> out;
     for (int i = 0; i < kSlots; ++i)

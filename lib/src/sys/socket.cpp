@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,7 +15,9 @@
 
 #include <fmt/format.h>
 
+#include "muxkit/clock.hpp"
 #include "muxkit/error.hpp"
+#include "muxkit/signals.hpp"
 
 namespace muxkit {
 
@@ -94,6 +97,21 @@ Endpoint peer_endpoint(int fd) {
     socklen_t len = sizeof ss;
     if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("getpeername");
     return Endpoint::from(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+Connected connect_within(const Endpoint& endpoint, std::chrono::nanoseconds timeout) noexcept {
+    Connecting c = connect_nonblocking(endpoint);
+    Connected out{std::move(c.fd), c.err};
+    if (out.err || !c.in_progress) return out;
+    const std::int64_t deadline = now_ns() + timeout.count();
+    for (;;) {
+        const std::int64_t left = deadline - now_ns();
+        pollfd p{out.fd.get(), POLLOUT, 0};
+        const int rc = left <= 0 ? 0 : ::poll(&p, 1, static_cast<int>((left + 999'999) / 1'000'000));
+        if (rc < 0 && errno == EINTR && !SignalPipe::stop_requested()) continue;
+        out.err = rc > 0 ? socket_error(out.fd.get()) : rc == 0 ? ETIMEDOUT : errno;
+        return out;
+    }
 }
 
 std::string peer_name(int fd) {

@@ -112,12 +112,4 @@ std::string format_duration(Duration d) {
     return fmt::format("{}ns", d.count());
 }
 
-std::string format_bytes(std::uint64_t bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1024 && u < 4) { v /= 1024; ++u; }
-    return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.3g} {}", v, units[u]);
-}
-
 }  // namespace muxkit
