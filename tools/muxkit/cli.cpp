@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <muxkit/error.hpp>
 
 namespace muxkit::cli {
 
@@ -26,6 +27,10 @@ void add_model_option(CLI::App& app, std::string& model, Feature feature) {
     for (std::size_t i = 0; i < summaries.size(); ++i)
         help += fmt::format("{}{}", i == 0 ? "" : i + 1 == summaries.size() ? " or " : ", ", summaries[i]);
     app.add_option("-m,--model", model, help)->type_name("MODEL")->check(CLI::IsMember(model_names(feature)))->capture_default_str();
+}
+
+void check_threads(unsigned threads) {
+    if (threads < 1 || threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", threads));
 }
 
 void add_common_options(CLI::App& app, CommonOptions& opts) {

@@ -28,6 +28,8 @@ void add_common_options(CLI::App& app, CommonOptions& opts);
 // Installs the handlers that turn SIGINT, SIGTERM, SIGUSR1 and SIGCHLD into SignalPipe notices
 // (called by the subcommands that run until stopped).
 void forward_signals();
+// --threads: between 1 and 256 event loops; throws UsageError otherwise.
+void check_threads(unsigned threads);
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).
 void add_model_option(CLI::App& app, std::string& model, Feature feature);
 

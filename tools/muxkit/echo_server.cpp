@@ -110,7 +110,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     config.max_clients = parse_count(o.max_clients, "--max-clients");
     if (o.backlog < 1) throw UsageError(fmt::format("invalid --backlog '{}': must be at least 1", o.backlog));
     config.backlog = o.backlog;
-    if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
+    check_threads(o.threads);
     if (o.threads > 1 && config.model == Model::fork)
         throw UsageError("--threads applies to select, poll, epoll, epoll-et and io_uring; fork is one process per connection");
     config.threads = o.threads;

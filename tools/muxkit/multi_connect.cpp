@@ -224,7 +224,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     if (config.connect_timeout.count() <= 0 || config.reply_timeout.count() <= 0)
         throw UsageError("timeouts must be greater than 0");
     if (o.interactive) return run_interactive_command(o, config);
-    if (o.threads < 1 || o.threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", o.threads));
+    check_threads(o.threads);
     config.threads = o.threads;
 
     if (!o.duration.empty() && o.messages_opt->count())

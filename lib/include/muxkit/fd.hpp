@@ -30,6 +30,9 @@ private:
 
 void set_nonblocking(int fd, bool on = true);
 
+// /dev/null, close-on-exec, opened with O_RDONLY or O_WRONLY; an empty Fd (errno set) on failure.
+Fd open_dev_null(bool for_writing = false) noexcept;
+
 // Raises the soft RLIMIT_NOFILE towards wanted (never past the hard limit); returns the soft limit now in force.
 std::uint64_t raise_fd_limit(std::uint64_t wanted) noexcept;
 

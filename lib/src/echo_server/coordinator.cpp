@@ -77,13 +77,9 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
         return merge(parts, shared, start);
     };
 
-    std::optional<std::int64_t> end, next_stats;
-    if (config.duration) end = start + config.duration->count();
-    if (config.stats_interval) next_stats = start + config.stats_interval->count();
+    detail::RunSchedule schedule(config, start);
     while (!shared.stop) {
-        std::optional<std::int64_t> deadline = end;
-        if (next_stats && (!deadline || *next_stats < *deadline)) deadline = next_stats;
-        for (const Event& ev : control->wait(deadline)) {
+        for (const Event& ev : control->wait(schedule.next_deadline())) {
             if (ev.fd != signals.fd()) continue;
             SignalFlags f = signals.drain();
             if (f.stats) observer.on_stats(current());
@@ -91,11 +87,8 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
             if (f.stop) shared.request_stop();
         }
         const std::int64_t now = now_ns();
-        if (end && now >= *end) shared.request_stop();
-        if (next_stats && now >= *next_stats) {
-            observer.on_stats(current());
-            *next_stats += config.stats_interval->count();
-        }
+        if (schedule.ended(now)) shared.request_stop();
+        if (schedule.stats_due(now)) observer.on_stats(current());
     }
     for (auto& t : threads) t.join();
     detail::remove_unix_sockets(listeners);

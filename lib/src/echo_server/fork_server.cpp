@@ -23,6 +23,7 @@
 #include "echo_server/listeners.hpp"
 #include "muxkit/io.hpp"
 #include "muxkit/pipe.hpp"
+#include "muxkit/process.hpp"
 #include "muxkit/signals.hpp"
 #include "muxkit/socket.hpp"
 #include "muxkit/store.hpp"
@@ -203,10 +204,8 @@ public:
         : config_(config), observer_(observer), signals_(SignalPipe::get()),
           store_(config.store ? std::make_unique<StoreWriter>(*config.store) : nullptr),
           listeners_(open_listeners(config, observer)), reports_(make_pipe()), loop_(EventLoop::create(Model::poll)),
-          events_(observer.wants_connection_events()), start_(now_ns()) {
+          events_(observer.wants_connection_events()), start_(now_ns()), schedule_(config, start_) {
         set_nonblocking(reports_.read.get());
-        if (config.duration) end_ = start_ + config.duration->count();
-        if (config.stats_interval) next_stats_ = start_ + config.stats_interval->count();
         loop_->add(signals_.fd(), kReadable);
         loop_->add(reports_.read.get(), kReadable);
         for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
@@ -238,11 +237,10 @@ private:
     };
 
     std::optional<std::int64_t> next_deadline() const {
-        std::optional<std::int64_t> d = end_;
+        std::optional<std::int64_t> d = schedule_.next_deadline();
         auto sooner = [&d](std::optional<std::int64_t> t) {
             if (t && (!d || *t < *d)) d = t;
         };
-        sooner(next_stats_);
         sooner(listeners_paused_until_);
         if (!live_.empty()) sooner(now_ns() + 100'000'000);
         return d;
@@ -261,11 +259,8 @@ private:
             spare_.take_back();
             for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
         }
-        if (end_ && now >= *end_) stop_ = true;
-        if (next_stats_ && now >= *next_stats_) {
-            observer_.on_stats(snapshot());
-            *next_stats_ += config_.stats_interval->count();
-        }
+        if (schedule_.ended(now)) stop_ = true;
+        if (schedule_.stats_due(now)) observer_.on_stats(snapshot());
     }
 
     EchoServerStats snapshot() {
@@ -355,20 +350,21 @@ private:
 
     // The connection's process; -1 (counted) when the fork failed.
     pid_t fork_connection(Fd fd) {
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            stats_.errors.add(errno);
+        try {
+            return fork_child([&] {
+                SignalPipe::reset_in_child();
+                for (auto& l : listeners_) l.fd.reset();
+                reports_.read.reset();
+                ChildReport rep =
+                    ChildConnection(std::move(fd), next_id_ + 1, config_, store_ ? store_->write_fd() : -1).serve();
+                write_all(reports_.write.get(), &rep, sizeof rep);
+                return 0;
+            });
+        } catch (const SystemError& e) {
+            stats_.errors.add(e.code().value());
             ++stats_.refused_fork_failed;
             return -1;
         }
-        if (pid > 0) return pid;
-        SignalPipe::reset_in_child();
-        for (auto& l : listeners_) l.fd.reset();
-        reports_.read.reset();
-        ChildReport rep =
-            ChildConnection(std::move(fd), next_id_ + 1, config_, store_ ? store_->write_fd() : -1).serve();
-        write_all(reports_.write.get(), &rep, sizeof rep);
-        ::_exit(0);  // never unwinds into the parent's state
     }
 
     // Stop: end every child and let it report. With a store, a child may wait for the writer to
@@ -409,7 +405,7 @@ private:
     std::optional<std::int64_t> listeners_paused_until_;
     std::uint64_t next_id_ = 0;
     const std::int64_t start_;
-    std::optional<std::int64_t> end_, next_stats_;
+    RunSchedule schedule_;
     bool stop_ = false;
     std::string fatal_;
 };

@@ -1,5 +1,6 @@
 #include "echo_server/listeners.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include <unistd.h>
@@ -40,6 +41,25 @@ std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerO
 void remove_unix_sockets(const std::vector<Listener>& listeners) noexcept {
     for (const auto& l : listeners)
         if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
+}
+
+RunSchedule::RunSchedule(const EchoServerConfig& config, std::int64_t start_ns) {
+    if (config.duration) end_ = start_ns + config.duration->count();
+    if (config.stats_interval) {
+        interval_ = config.stats_interval->count();
+        next_stats_ = start_ns + interval_;
+    }
+}
+
+std::optional<std::int64_t> RunSchedule::next_deadline() const {
+    if (end_ && next_stats_) return std::min(*end_, *next_stats_);
+    return end_ ? end_ : next_stats_;
+}
+
+bool RunSchedule::stats_due(std::int64_t now) {
+    if (!next_stats_ || now < *next_stats_) return false;
+    *next_stats_ += interval_;
+    return true;
 }
 
 }  // namespace muxkit::detail

@@ -1,6 +1,8 @@
 // Pieces shared by the multiplexed and the fork echo servers (private to the library).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "muxkit/echo_server.hpp"
@@ -20,6 +22,20 @@ struct Listener {
 // connections); a Unix socket, which cannot be, is shared by every loop.
 std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerObserver& observer, int loops = 1);
 void remove_unix_sockets(const std::vector<Listener>& listeners) noexcept;
+
+// The run's end (duration) and its stats lines (stats_interval), on the coordinator's clock.
+class RunSchedule {
+public:
+    RunSchedule(const EchoServerConfig& config, std::int64_t start_ns);
+    std::optional<std::int64_t> next_deadline() const;  // the sooner of the two; nullopt: neither
+    bool ended(std::int64_t now) const { return end_ && now >= *end_; }
+    // True when a stats line is due at now; the next one is then an interval later.
+    bool stats_due(std::int64_t now);
+
+private:
+    std::optional<std::int64_t> end_, next_stats_;
+    std::int64_t interval_ = 0;
+};
 
 EchoServerStats run_fork_server(const EchoServerConfig& config, EchoServerObserver& observer);
 

@@ -179,19 +179,16 @@ StartedExec start_exec(const SourceSpec& spec) {
     std::vector<char*> argv;
     for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) throw_errno("fork");
-    if (pid == 0) {
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
+    const pid_t pid = fork_child([&] {
+        ::dup2(open_dev_null().get(), 0);  // dup2 leaves 0 without close-on-exec
         ::dup2(out.write.get(), 1);
         ::dup2(err.write.get(), 2);
         ::signal(SIGPIPE, SIG_DFL);
         ::execvp(argv[0], argv.data());
         int e = errno;
         write_all(status.write.get(), &e, sizeof e);  // the close-on-exec pipe tells the parent why
-        ::_exit(127);
-    }
+        return 127;
+    });
     out.write.reset();
     err.write.reset();
     status.write.reset();

@@ -591,7 +591,7 @@ ScenarioResult throughput_row(const PipeTestConfig& cfg, std::size_t block, Meth
     });
     p.write.reset();
     AlignedBuffer buf(block);
-    Fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    Fd devnull = open_dev_null(true);
     std::uint64_t got = 0;
     const std::int64_t end_at = timed ? start + cfg.duration->count() : INT64_MAX;
     for (;;) {

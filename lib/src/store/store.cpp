@@ -177,10 +177,10 @@ Fd open_store(const std::string& path) {
 StoreWriter::StoreWriter(const StoreConfig& config) : path_(config.path) {
     Fd file = open_store(path_);
     Pipe p = make_pipe();
-    pid_ = ::fork();
-    if (pid_ < 0) throw_errno("cannot start the store writer");
-    if (pid_ == 0) {
-        // The writer: only the pipe's read end and the file. It ends when every writer has closed.
+    // The writer: only the pipe's read end and the file; it ends when every writer has closed,
+    // never on a signal meant for the server (a stop must not lose what is in the pipe). Its
+    // exit code is the errno that stopped it.
+    auto writer = [&]() -> int {
         ::signal(SIGINT, SIG_IGN);
         ::signal(SIGTERM, SIG_IGN);
         ::signal(SIGUSR1, SIG_IGN);
@@ -190,11 +190,16 @@ StoreWriter::StoreWriter(const StoreConfig& config) : path_(config.path) {
         for (;;) {
             IoResult r = read_some(p.read.get(), buf, sizeof buf);
             if (r.n == 0) break;
-            if (r.n < 0) ::_exit(r.err & 0x7f);
-            if (int err = write_all(file.get(), buf, static_cast<std::size_t>(r.n))) ::_exit(err & 0x7f);
+            if (r.n < 0) return r.err & 0x7f;
+            if (int err = write_all(file.get(), buf, static_cast<std::size_t>(r.n))) return err & 0x7f;
         }
-        if (::fsync(file.get()) != 0 && errno != EINVAL) ::_exit(errno & 0x7f);
-        ::_exit(0);
+        if (::fsync(file.get()) != 0 && errno != EINVAL) return errno & 0x7f;
+        return 0;
+    };
+    try {
+        pid_ = fork_child(writer);
+    } catch (const SystemError& e) {
+        throw SystemError(e.code().value(), "cannot start the store writer");
     }
     p.read.reset();  // only the writer reads
     write_ = std::move(p.write);

@@ -13,6 +13,10 @@ void Fd::reset(int fd) noexcept {
     fd_ = fd;
 }
 
+Fd open_dev_null(bool for_writing) noexcept {
+    return Fd(::open("/dev/null", (for_writing ? O_WRONLY : O_RDONLY) | O_CLOEXEC));
+}
+
 void set_nonblocking(int fd, bool on) {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0) throw_errno("fcntl F_GETFL");

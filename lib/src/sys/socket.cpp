@@ -131,7 +131,7 @@ void set_nodelay(int fd) noexcept {
 
 namespace muxkit {
 
-SpareFd::SpareFd() : fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+SpareFd::SpareFd() : fd_(open_dev_null()) {
     if (!fd_) {
         const int err = errno;
         rlimit rl{};
@@ -153,7 +153,7 @@ bool SpareFd::refuse_one(int listen_fd, std::uint64_t& refused) noexcept {
 }
 
 void SpareFd::take_back() noexcept {
-    if (!fd_) fd_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!fd_) fd_ = open_dev_null();
 }
 
 }  // namespace muxkit
