@@ -28,11 +28,12 @@
 #include <muxkit/report.hpp>
 #include <muxkit/socket.hpp>
 
+#include "support/spawn.hpp"
+
 using muxkit::Json;
 
 namespace {
 
-const std::string kMuxkit = MUXKIT_BINARY;
 const std::string kBaselines = BASELINE_DIR;
 int g_rounds = 3;
 double g_seconds = 0.5;
@@ -42,64 +43,61 @@ struct Proc {
     int out = -1;
 };
 
-Proc spawn(const std::string& cmd) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(p[1], 1);
-        int devnull = ::open("/dev/null", O_WRONLY);
-        ::dup2(devnull, 2);
-        ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
-        ::_exit(127);
-    }
-    ::close(p[1]);
-    return {pid, p[0]};
+using Argv = std::vector<std::string>;
+
+// Runs argv without a shell, stdout on a pipe, stderr discarded.
+Proc spawn(const Argv& argv, int stdin_fd = -1) {
+    muxkit::test::SpawnSetup setup;
+    setup.quiet_stderr = true;
+    setup.stdin_fd = stdin_fd;
+    muxkit::test::Spawned p = muxkit::test::spawn_process(argv, setup);
+    return {p.pid, p.out.release()};
 }
 
-std::string read_line(const Proc& p, int timeout_ms = 10000) {
-    std::string line;
-    char c;
-    while (true) {
-        pollfd f{p.out, POLLIN, 0};
-        if (::poll(&f, 1, timeout_ms) <= 0) break;
-        if (::read(p.out, &c, 1) != 1 || c == '\n') break;
-        line += c;
-    }
-    return line;
-}
+std::string read_line(const Proc& p, int timeout_ms = 10000) { return muxkit::test::read_line(p.out, timeout_ms); }
 
 void stop(Proc& p) {
-    if (p.pid <= 0) return;
-    ::kill(p.pid, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
-        if (::waitpid(p.pid, nullptr, WNOHANG) == p.pid) {
-            p.pid = -1;
-            break;
-        }
-        ::usleep(10000);
-    }
-    if (p.pid > 0) {
-        ::kill(p.pid, SIGKILL);
-        ::waitpid(p.pid, nullptr, 0);
-    }
+    muxkit::test::stop_process(p.pid);
     if (p.out >= 0) ::close(p.out);
     p = Proc{};
 }
 
-std::string capture(const std::string& cmd, int* status = nullptr) {
+// Everything argv writes to stdout; its wait status in *status.
+std::string capture(const Argv& argv, int* status = nullptr) {
+    Proc p = spawn(argv);
     std::string out;
-    FILE* f = ::popen((cmd + " 2>/dev/null").c_str(), "r");
-    if (!f) return out;
     char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    int st = ::pclose(f);
+    ssize_t n;
+    while ((n = ::read(p.out, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+    ::close(p.out);
+    int st = 0;
+    while (::waitpid(p.pid, &st, 0) < 0 && errno == EINTR) {
+    }
     if (status) *status = st;
     return out;
 }
 
-bool have(const std::string& program) { return !capture("command -v " + program).empty(); }
+Argv muxkit(Argv args) { return muxkit::test::muxkit_command(std::move(args)); }
+
+// program, as PATH finds it.
+bool have(const std::string& program) {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path ? path : "");
+    for (std::string dir; std::getline(dirs, dir, ':');)
+        if (!dir.empty() && ::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+    return false;
+}
+
+std::string scratch(const std::string& what) { return fmt::format("{}/muxkit-bench-{}-{}.out", muxkit::test::temp_directory(), what, ::getpid()); }
+
+// "A B C" as argv (the fixed command lines below have no quoting).
+Argv words(const std::string& line) {
+    Argv out;
+    std::istringstream in(line);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
 
 Json last_json_line(const std::string& out) {
     auto end = out.find_last_not_of('\n');
@@ -169,11 +167,10 @@ std::vector<std::string> muxkit_models() {
     return m;
 }
 
-// The port of echo-server's first line, "listening on 127.0.0.1:PORT (model M)"; 0 if none.
+// The port of echo-server's --json listening line; 0 if none came.
 std::uint16_t listening_port(const Proc& server, int timeout_ms = 10000) {
-    std::string line = read_line(server, timeout_ms);
-    auto colon = line.find("127.0.0.1:");
-    return colon == std::string::npos ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(colon + 10)));
+    const std::string address = muxkit::test::read_listening_address(server.out, timeout_ms);
+    return address.empty() ? 0 : muxkit::Address::parse(address).port;
 }
 
 // "muxkit-MODEL" or "muxkit-MODEL/THREADS".
@@ -184,21 +181,21 @@ bool start(Server& s) {
             threads = model.substr(slash + 1);
             model.resize(slash);
         }
-        s.proc = spawn(fmt::format("{} echo-server 127.0.0.1:0 -m {} --threads {}", kMuxkit, model, threads));
+        s.proc = spawn(muxkit({"echo-server", "127.0.0.1:0", "-m", model, "--threads", threads, "--json"}));
         s.port = listening_port(s.proc);
         return s.port != 0;
     }
     if (s.name == "c-epoll") {
-        s.proc = spawn(kBaselines + "/epoll_echo_server 0");
+        s.proc = spawn({kBaselines + "/epoll_echo_server", "0"});
         std::string line = read_line(s.proc);  // ready PORT
         if (!line.starts_with("ready ")) return false;
         s.port = static_cast<std::uint16_t>(std::stoi(line.substr(6)));
         return true;
     }
     s.port = free_port();
-    if (s.name == "ncat") s.proc = spawn(fmt::format("ncat -l -k -m 2000 -e /bin/cat 127.0.0.1 {}", s.port));
+    if (s.name == "ncat") s.proc = spawn(words(fmt::format("ncat -l -k -m 2000 -e /bin/cat 127.0.0.1 {}", s.port)));
     if (s.name == "socat")
-        s.proc = spawn(fmt::format("socat TCP-LISTEN:{},bind=127.0.0.1,fork,reuseaddr,backlog=1024 EXEC:cat", s.port));
+        s.proc = spawn(words(fmt::format("socat TCP-LISTEN:{},bind=127.0.0.1,fork,reuseaddr,backlog=1024 EXEC:cat", s.port)));
     return wait_for_port(s.port);
 }
 
@@ -215,8 +212,8 @@ struct Sample {
 
 Sample drive(const Server& s, const Load& l) {
     int st = 0;
-    std::string out = capture(fmt::format("{}/epoll_echo_client {} {} {} {} {}", kBaselines, s.port, l.conns, l.size,
-                                          l.pipeline, g_seconds),
+    std::string out = capture({kBaselines + "/epoll_echo_client", std::to_string(s.port), std::to_string(l.conns),
+                               std::to_string(l.size), std::to_string(l.pipeline), fmt::format("{}", g_seconds)},
                               &st);
     Sample r;
     if (st != 0) return r;
@@ -277,7 +274,8 @@ Json client_section() {
     std::vector<double> cc;
     for (int round = 0; round < g_rounds; ++round) {
         for (const auto& v : variants) {
-            Json s = last_json_line(capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 100 -d {}s {} --json", kMuxkit, c.port, g_seconds * 2, v)));
+            Argv args = muxkit(words(fmt::format("multi-connect 127.0.0.1:{} -c 100 -d {}s {} --json", c.port, g_seconds * 2, v)));
+            Json s = last_json_line(capture(args));
             if (s.is_object()) mc[v].push_back(s["throughput"]["messages_per_s"].get<double>());
         }
         cc.push_back(drive(c, {100, 64, 1}).rps);
@@ -304,8 +302,8 @@ Json client_section() {
     }
     Server e{"muxkit-epoll"};
     if (!start(e)) return out;
-    Json once = last_json_line(capture(fmt::format("{} multi-connect 127.0.0.1:{} -c 10000 -n 1 --json", kMuxkit, e.port)));
-    Proc idle = spawn(fmt::format("{} multi-connect 127.0.0.1:{} -c 10000 -d 4s --rate 200 --json", kMuxkit, e.port));
+    Json once = last_json_line(capture(muxkit(words(fmt::format("multi-connect 127.0.0.1:{} -c 10000 -n 1 --json", e.port)))));
+    Proc idle = spawn(muxkit(words(fmt::format("multi-connect 127.0.0.1:{} -c 10000 -d 4s --rate 200 --json", e.port))));
     ::sleep(3);
     long client_rss = rss_kib(idle.pid), server_rss = rss_kib(e.proc.pid);
     ::waitpid(idle.pid, nullptr, 0);
@@ -325,6 +323,16 @@ Json client_section() {
 
 // ---------------------------------------------------------------- pipes
 
+// dd if=/dev/zero | dd of=/dev/null, TOTAL bytes in BLOCK-sized blocks: two processes and a pipe.
+void dd_pipeline(std::uint64_t block, std::uint64_t total) {
+    Proc source = spawn({"dd", "if=/dev/zero", fmt::format("bs={}", block), fmt::format("count={}", total / block), "status=none"});
+    Proc sink = spawn({"dd", "of=/dev/null", fmt::format("bs={}", block), "status=none"}, source.out);
+    ::close(source.out);
+    ::waitpid(source.pid, nullptr, 0);
+    ::waitpid(sink.pid, nullptr, 0);
+    ::close(sink.out);
+}
+
 Json pipe_section() {
     fmt::print("\n== pipe-test throughput, bytes per second (median of {})\n", g_rounds);
     fmt::print("{:>8} {:>14} {:>14} {:>14} {:>14} {:>14} {:>9} {:>9}\n", "block", "read-write", "vmsplice", "splice", "dd | dd",
@@ -334,7 +342,7 @@ Json pipe_section() {
     for (std::uint64_t block : {4096ull, 65536ull, 1048576ull}) {
         std::map<std::string, std::vector<double>> v;
         for (int round = 0; round < g_rounds; ++round) {
-            std::string out = capture(fmt::format("{} pipe-test throughput --sizes {} --bytes {} --splice --json", kMuxkit, block, total));
+            std::string out = capture(muxkit(words(fmt::format("pipe-test throughput --sizes {} --bytes {} --splice --json", block, total))));
             std::istringstream lines(out);
             std::string line;
             while (std::getline(lines, line)) {
@@ -343,9 +351,9 @@ Json pipe_section() {
                     v[j["measured"]["method"].get<std::string>()].push_back(j["measured"]["bytes_per_s"].get<double>());
             }
             std::int64_t t0 = muxkit::now_ns();
-            capture(fmt::format("dd if=/dev/zero bs={} count={} status=none | dd of=/dev/null bs={} status=none", block, total / block, block));
+            dd_pipeline(block, total);
             v["dd"].push_back(static_cast<double>(total) / (static_cast<double>(muxkit::now_ns() - t0) / 1e9));
-            v["c"].push_back(std::atof(capture(fmt::format("{}/pipe_copy {} {}", kBaselines, block, total)).c_str()));
+            v["c"].push_back(std::atof(capture({kBaselines + "/pipe_copy", std::to_string(block), std::to_string(total)}).c_str()));
         }
         double rw = median(v["read-write"]), vm = median(v["vmsplice"]), sp = median(v["splice"]), dd = median(v["dd"]), c = median(v["c"]);
         fmt::print("{:>8} {:>14.3g} {:>14.3g} {:>14.3g} {:>14.3g} {:>14.3g} {:>9.2f} {:>9.2f}\n", block, rw, vm, sp, dd, c, dd > 0 ? rw / dd : 0,
@@ -355,13 +363,13 @@ Json pipe_section() {
     }
     std::vector<double> mux, c;
     for (int round = 0; round < g_rounds; ++round) {
-        std::string out = capture(fmt::format("{} pipe-test latency --iterations 20000 --json", kMuxkit));
+        std::string out = capture(muxkit({"pipe-test", "latency", "--iterations", "20000", "--json"}));
         std::istringstream lines(out);
         std::string line;
         std::getline(lines, line);
         Json row = Json::parse(line, nullptr, false);
         if (row.is_object()) mux.push_back(row["measured"]["p50_us"].get<double>());
-        c.push_back(std::atof(capture(fmt::format("{}/pipe_pingpong 20000 64", kBaselines)).c_str()));
+        c.push_back(std::atof(capture({kBaselines + "/pipe_pingpong", "20000", "64"}).c_str()));
     }
     double m = median(mux), b = median(c);
     fmt::print("pipe round trip (64 B) p50: muxkit {:.2f} us, C ping-pong {:.2f} us, ratio {:.2f}\n", m, b, b > 0 ? m / b : 0);
@@ -375,13 +383,15 @@ Json pipe_section() {
 // lines; nullopt when the server did not start.
 std::optional<std::vector<std::string>> under_tool(const std::string& tool, const std::string& report, const std::string& server_args,
                                                    const std::string& client_args, int start_timeout_ms) {
-    Proc server = spawn(fmt::format("{} {} echo-server 127.0.0.1:0 {}", tool, kMuxkit, server_args));
+    Argv command = words(tool);
+    for (auto& w : muxkit(words("echo-server 127.0.0.1:0 --json " + server_args))) command.push_back(w);
+    Proc server = spawn(command);
     const std::uint16_t port = listening_port(server, start_timeout_ms);
     if (port == 0) {
         stop(server);
         return std::nullopt;
     }
-    capture(fmt::format("{} multi-connect 127.0.0.1:{} {}", kMuxkit, port, client_args));
+    capture(muxkit(words(fmt::format("multi-connect 127.0.0.1:{} {}", port, client_args))));
     for (int i = 0; i < 3000 && ::waitpid(server.pid, nullptr, WNOHANG) != server.pid; ++i) ::usleep(10000);
     ::close(server.out);
     std::vector<std::string> lines;
@@ -396,7 +406,7 @@ std::optional<std::vector<std::string>> under_tool(const std::string& tool, cons
 // Round trips/s of two C clients at once (50 connections x 16 in flight each, 64 B), so that
 // the server, not one client, is what runs out of CPU first.
 double drive_two_clients(const Server& s) {
-    std::string cmd = fmt::format("{}/epoll_echo_client {} 50 64 16 {}", kBaselines, s.port, g_seconds * 2);
+    const Argv cmd = {kBaselines + "/epoll_echo_client", std::to_string(s.port), "50", "64", "16", fmt::format("{}", g_seconds * 2)};
     std::string a, b;
     std::thread other([&] { a = capture(cmd); });
     b = capture(cmd);
@@ -432,7 +442,7 @@ Json threads_section() {
 // strace -c -f where perf cannot (strace slows the server, so more work waits per call).
 std::string syscall_counter() {
     if (have("perf")) {
-        std::string probe = capture("perf stat -x, -e raw_syscalls:sys_enter -o /dev/stdout true");
+        std::string probe = capture(words("perf stat -x, -e raw_syscalls:sys_enter -o /dev/stdout true"));
         if (probe.find("raw_syscalls") != std::string::npos && std::atof(probe.substr(probe.find('\n') + 1).c_str()) > 0) return "perf";
     }
     return have("strace") ? "strace" : "";
@@ -441,7 +451,7 @@ std::string syscall_counter() {
 // System calls of echo-server while multi-connect sends 10 connections x MESSAGES messages; the
 // difference between two message counts cancels start-up and shutdown.
 std::optional<double> count_syscalls(const std::string& counter, const std::string& model, std::uint64_t messages, int pipeline) {
-    std::string file = fmt::format("/tmp/muxkit-bench-syscalls-{}.out", ::getpid());
+    std::string file = scratch("syscalls");
     std::string tool = counter == "perf" ? fmt::format("perf stat -x, -e raw_syscalls:sys_enter -o {} --", file)
                                          : fmt::format("strace -c -f -o {}", file);
     auto lines = under_tool(tool, file, fmt::format("-m {} --max-clients 10", model),
@@ -484,7 +494,7 @@ Json syscalls_section() {
 // ---------------------------------------------------------------- instructions per message
 
 std::optional<double> callgrind_instructions(std::uint64_t messages) {
-    std::string file = fmt::format("/tmp/muxkit-bench-callgrind-{}.out", ::getpid());
+    std::string file = scratch("callgrind");
     auto lines = under_tool(fmt::format("valgrind --tool=callgrind --callgrind-out-file={}", file), file, "-m epoll --max-clients 1",
                             fmt::format("-n {} -s 64", messages), 60000);
     if (!lines) return std::nullopt;
@@ -596,7 +606,7 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &rl);
 
     Json results = {{"machine", {{"kernel", muxkit::environment_info()["kernel"]}, {"cpus", std::thread::hardware_concurrency()},
-                                 {"date", capture("date -u +%Y-%m-%dT%H:%M:%SZ").substr(0, 20)}}}};
+                                 {"date", capture({"date", "-u", "+%Y-%m-%dT%H:%M:%SZ"}).substr(0, 20)}}}};
     fmt::print("muxkit-bench on {} cpus, kernel {}; loopback only\n", std::thread::hardware_concurrency(),
                results["machine"]["kernel"].get<std::string>());
     for (const auto& s : sections) {

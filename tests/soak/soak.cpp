@@ -36,6 +36,7 @@
 #include <muxkit/report.hpp>
 
 #include "support/proc_info.hpp"
+#include "support/spawn.hpp"
 
 using muxkit::Fd;
 using muxkit::Json;
@@ -53,29 +54,18 @@ struct Server {
 
 // nofile: soft and hard RLIMIT_NOFILE for the server (0: as inherited).
 Server start_server(const std::string& model, const std::string& store, rlim_t nofile = 0) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    muxkit::test::SpawnSetup setup;
+    setup.nofile = nofile;
+    setup.close_others = true;  // nothing inherited from whoever runs the soak: the limit is exact
+    muxkit::test::Spawned p = muxkit::test::spawn_process(
+        muxkit::test::muxkit_command({"echo-server", "127.0.0.1:0", "-m", model, "--store", store, "--json", "--buffer-size", "16K"}),
+        setup);
     Server s;
-    s.pid = ::fork();
-    if (s.pid == 0) {
-        if (nofile) {
-            rlimit rl{nofile, nofile};
-            ::setrlimit(RLIMIT_NOFILE, &rl);
-        }
-        ::dup2(p[1], 1);
-        ::close_range(3, ~0U, 0);  // nothing inherited from whoever runs the soak: the limit below is exact
-        ::execl(MUXKIT_BINARY, "muxkit", "echo-server", "127.0.0.1:0", "-m", model.c_str(), "--store", store.c_str(),
-                "--json", "--buffer-size", "16K", nullptr);
-        ::_exit(127);
-    }
-    ::close(p[1]);
-    s.out = Fd(p[0]);
-    std::string line;
-    char c;
-    while (::read(s.out.get(), &c, 1) == 1 && c != '\n') line += c;
-    Json j = Json::parse(line, nullptr, false);
-    if (!j.is_object() || j["type"] != "listening") throw std::runtime_error("the server did not start: " + line);
-    s.port = muxkit::Address::parse(j["address"].get<std::string>()).port;
+    s.pid = p.pid;
+    s.out = std::move(p.out);
+    const std::string address = muxkit::test::read_listening_address(s.out.get(), 30000);
+    if (address.empty()) throw std::runtime_error("the server did not start");
+    s.port = muxkit::Address::parse(address).port;
     return s;
 }
 
@@ -205,7 +195,7 @@ void client_loop(std::uint16_t port, std::int64_t until, unsigned seed, Totals& 
 }
 
 bool soak_model(const std::string& model, double seconds) {
-    std::string store = fmt::format("/tmp/muxkit-soak-{}-{}.raw", ::getpid(), model);
+    std::string store = fmt::format("{}/muxkit-soak-{}-{}.raw", muxkit::test::temp_directory(), ::getpid(), model);
     ::unlink(store.c_str());
     Server server = start_server(model, store);
     ::usleep(100000);
@@ -258,7 +248,7 @@ bool soak_model(const std::string& model, double seconds) {
 // SIGTERM while clients stream (two of them not reading until the stop): nothing received is
 // lost or miscounted: in = out + unsent, the clients got exactly out, the store holds in.
 bool soak_stop_under_load(const std::string& model) {
-    std::string store = fmt::format("/tmp/muxkit-soak-{}-{}-stop.raw", ::getpid(), model);
+    std::string store = fmt::format("{}/muxkit-soak-{}-{}-stop.raw", muxkit::test::temp_directory(), ::getpid(), model);
     ::unlink(store.c_str());
     Server server = start_server(model, store);
     std::vector<Fd> clients;

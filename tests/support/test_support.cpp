@@ -240,9 +240,9 @@ EchoServer::EchoServer(std::vector<std::string> extra_args, SpawnOptions opts, i
           return args;
       }(), std::move(opts)) {
     for (int i = 0; i < listeners; ++i) {
-        Json j = Json::parse(child_.read_line());
-        BOOST_REQUIRE_EQUAL(j["type"].get<std::string>(), "listening");
-        addresses_.push_back(j["address"].get<std::string>());
+        const std::string line = child_.read_line();
+        addresses_.push_back(listening_address(line));
+        BOOST_REQUIRE_MESSAGE(!addresses_.back().empty(), "not a listening line: " << line);
         Address a = Address::parse(addresses_.back());
         ports_.push_back(a.port);
     }
@@ -304,8 +304,8 @@ std::string recv_until_eof(int fd, std::chrono::milliseconds timeout) {
 }
 
 TempDir::TempDir() {
-    char tmpl[] = "/tmp/muxkit-test-XXXXXX";
-    BOOST_REQUIRE(::mkdtemp(tmpl));
+    std::string tmpl = temp_directory() + "/muxkit-test-XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(tmpl.data()));
     path = tmpl;
 }
 

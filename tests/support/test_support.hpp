@@ -14,6 +14,7 @@
 #include <muxkit/report.hpp>
 
 #include "support/proc_info.hpp"
+#include "support/spawn.hpp"
 
 namespace muxkit::test {
 
@@ -127,7 +128,7 @@ std::string closed_port_address();
 std::vector<std::string> with_io_uring(std::vector<std::string> variants,
                                        const std::vector<std::string>& uring_variants = {"io_uring", "io_uring/2"});
 
-// A directory of the test's own under /tmp, removed with everything in it.
+// A directory of the test's own under $TMPDIR (or /tmp), removed with everything in it.
 struct TempDir {
     std::string path;
     TempDir();
