@@ -1,4 +1,5 @@
-// Fd: the move-only owner of a file descriptor, and the only place that closes one.
+// Fd: the move-only owner of a file descriptor, and the only place that closes one (but for the
+// signal pipe, whose ends signal handlers use as plain ints: signals.cpp closes those).
 #pragma once
 
 #include <cstdint>

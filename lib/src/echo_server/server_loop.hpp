@@ -16,6 +16,7 @@
 #include "muxkit/fd.hpp"
 #include "muxkit/socket.hpp"
 #include "muxkit/store.hpp"
+#include "store/store_queue.hpp"
 
 namespace muxkit::detail {
 
@@ -35,21 +36,6 @@ struct Connection {
     std::vector<char> pending;
     std::size_t pending_off = 0;
     bool has_pending() const noexcept { return pending_off < pending.size(); }
-};
-
-// Records waiting for room in the store pipe: written in order, each in one write (atomic).
-class StoreQueue {
-public:
-    bool empty() const noexcept { return head_ == lens_.size(); }
-    std::size_t pending() const noexcept { return pending_; }
-    void push(const char* p, std::size_t n);
-    // Writes whole records until the pipe is full; returns 0, or the errno that stopped it.
-    int flush(int fd);
-
-private:
-    std::vector<char> bytes_;
-    std::vector<std::uint32_t> lens_;
-    std::size_t head_ = 0, off_ = 0, pending_ = 0;
 };
 
 // What the event loops share with each other and with the coordinator thread.
