@@ -212,6 +212,12 @@ BOOST_DATA_TEST_CASE(clients_that_reset_mid_echo_are_counted_and_harmless, bdata
 }
 
 BOOST_DATA_TEST_CASE(descriptor_exhaustion_does_not_spin, bdata::make(with_io_uring({"epoll", "poll", "select"}, {"io_uring"})), model) {
+#ifdef MUXKIT_SANITIZED
+    // UBSan's vptr check opens a pipe to probe memory: out of descriptors it reports a false
+    // "invalid vptr" (the plain build runs this case).
+    BOOST_TEST_MESSAGE("skipped under a sanitizer, whose runtime needs descriptors at this limit");
+    return;
+#endif
     SpawnOptions opts;
     opts.in_child = [] {
         rlimit r{24, 24};
@@ -398,13 +404,16 @@ BOOST_AUTO_TEST_CASE(verbose_json_reports_each_connection) {
 BOOST_AUTO_TEST_CASE(fork_model_reaps_children_and_a_stop_ends_them_all) {
     EchoServer server({"-m", "fork"});
     pid_t pid = server.process().pid();
+    // One at a time: each process ends once its client has gone (a loaded machine may take a
+    // while), so the peak below is the four held open.
     for (int i = 0; i < 5; ++i) {
         Fd fd = connect_to(server.address());
         send_all(fd.get(), "z");
         BOOST_TEST(recv_exact(fd.get(), 1) == "z");
+        fd.reset();
+        for (int j = 0; j < 1000 && !children_of(pid).empty(); ++j) ::usleep(10000);
+        BOOST_TEST(children_of(pid).empty(), "processes or zombies left behind");
     }
-    ::usleep(300000);
-    BOOST_TEST(children_of(pid, true).empty(), "zombies left behind");
     std::vector<Fd> open;
     for (int i = 0; i < 4; ++i) {
         open.push_back(connect_to(server.address()));
