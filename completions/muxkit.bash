@@ -36,6 +36,7 @@ _muxkit() {
             -d|--duration) COMPREPLY=(); return ;;
             -s|--size) COMPREPLY=(); return ;;
             --pipeline) COMPREPLY=(); return ;;
+            --mode) COMPREPLY=($(compgen -W "echo connect request" -- "$cur")); return ;;
             --rate) COMPREPLY=(); return ;;
             --interval) COMPREPLY=(); return ;;
             --connect-rate) COMPREPLY=(); return ;;
@@ -44,12 +45,14 @@ _muxkit() {
             -m|--model) COMPREPLY=($(compgen -W "select poll epoll io_uring" -- "$cur")); return ;;
             --threads) COMPREPLY=(); return ;;
             --payload) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --expect) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            --hold) COMPREPLY=(); return ;;
             --max-failures) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --no-verify --max-failures --max-p99 -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-p99 -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     fd-watch)

@@ -10,6 +10,8 @@ Modes:
   close-after   echo the first N bytes of each connection, then shut down the write side (EOF)
   reset-after   echo the first N bytes of each connection, then reset it (SO_LINGER 0)
   wrong         answer every read with as many bytes, each one flipped
+  redis         a Redis-like line server: each line PING gets +PONG, any other -ERR
+  banner        send a banner line at once (as sshd does), then read and never answer
 """
 import socket
 import struct
@@ -17,9 +19,30 @@ import sys
 import threading
 
 
+def serve_lines(conn):
+    pending = b""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        pending += data
+        replies = []
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            replies.append(b"+PONG\r\n" if line.rstrip(b"\r") == b"PING" else b"-ERR unknown command\r\n")
+        if replies:
+            conn.sendall(b"".join(replies))
+
+
 def serve_connection(conn, mode, n):
     echoed = 0
     try:
+        if mode == "redis":
+            serve_lines(conn)
+            return
+        if mode == "banner":
+            conn.sendall(b"SSH-2.0-peer_server\r\n")
+            mode = "silent"
         while True:
             data = conn.recv(65536)
             if not data:

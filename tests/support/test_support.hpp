@@ -111,7 +111,8 @@ private:
     std::string address_;
 };
 
-// tests/support/peer_server.py MODE [N]: silent, backlog, close-after N, reset-after N, wrong.
+// tests/support/peer_server.py MODE [N]: silent, backlog, close-after N, reset-after N, wrong,
+// redis (PING gets +PONG), banner.
 Peer python_peer(const std::string& mode, std::size_t n = 0);
 // python3 -m http.server on 127.0.0.1, serving DIR.
 Peer http_server(const std::string& dir);

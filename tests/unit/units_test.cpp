@@ -85,3 +85,14 @@ BOOST_AUTO_TEST_CASE(errno_names_and_counts) {
     BOOST_TEST(m.size() == 2u);
     BOOST_TEST(m["EPIPE"] == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(c_style_escapes_become_the_bytes_they_stand_for) {
+    using namespace std::string_literals;
+    BOOST_TEST(parse_escapes(R"(PING\r\n)", "--payload") == "PING\r\n");
+    BOOST_TEST(parse_escapes(R"(a\tb\\c)", "--payload") == "a\tb\\c");
+    BOOST_TEST(parse_escapes(R"(\x00\xfF\0)", "--payload") == "\0\xff\0"s);
+    BOOST_TEST(parse_escapes("plain", "--payload") == "plain");
+    BOOST_TEST(parse_escapes("", "--payload").empty());
+    for (const char* bad : {R"(a\q)", R"(\x4)", R"(\xg0)", R"(end\)"})
+        BOOST_CHECK_THROW(parse_escapes(bad, "--expect"), UsageError);
+}

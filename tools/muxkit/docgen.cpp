@@ -128,7 +128,7 @@ std::vector<std::string> value_words(const CommandDoc& c, const OptionDoc& o) {
     return {};
 }
 
-bool takes_file(const OptionDoc& o) { return o.value == "FILE" || o.value == "PAYLOAD"; }
+bool takes_file(const OptionDoc& o) { return o.value == "FILE" || o.value == "PAYLOAD" || o.value == "REPLY"; }
 
 std::string words(const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, " ")); }
 

@@ -30,11 +30,19 @@ bool json_requested(int argc, char** argv) {
     return false;
 }
 
+// The message escaped as printable() does (a name from outside cannot move the cursor), except
+// that backslashes stay as they are, so a message that names an escape reads as written.
+std::string one_line(std::string_view message) {
+    std::string out;
+    for (const char ch : message) out += ch == '\\' ? std::string(1, ch) : printable(std::string_view(&ch, 1));
+    return out;
+}
+
 int report_error(const std::string& sub, bool json, int exit_code, const std::string& message) {
     std::string prefix = sub.empty() ? "muxkit" : "muxkit " + sub;
     bool color = cli::use_color("auto", stderr);
     // One line, escaped: a message can carry file names and addresses that came from outside.
-    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", printable(message));
+    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", one_line(message));
     if (json) {
         Json e = {{"type", "error"}, {"exit", exit_code}, {"message", message}};
         fmt::print("{}\n", render_json(e));

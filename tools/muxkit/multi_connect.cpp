@@ -26,9 +26,12 @@ struct MultiConnectOptions {
     std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
+    std::string mode = "echo", expect, hold;
     unsigned threads = 1;
     bool no_verify = false, interactive = false, allow_interrupt = false;
-    CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr;
+    CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr, *pipeline_opt = nullptr;
+    CLI::Option *expect_opt = nullptr, *hold_opt = nullptr, *connect_rate_opt = nullptr, *reply_timeout_opt = nullptr;
+    CLI::Option *no_verify_opt = nullptr;
     CommonOptions common;
 };
 
@@ -69,7 +72,7 @@ std::string failure_text(const LoadFailure& f, const LoadConfig& config) {
     case LoadFailure::Kind::connect:
     case LoadFailure::Kind::send:
     case LoadFailure::Kind::receive: line += fmt::format(" error={} ({})", errno_name(f.err), std::strerror(f.err)); break;
-    case LoadFailure::Kind::closed: line += " the server closed the connection while echoes were due"; break;
+    case LoadFailure::Kind::closed: line += " the server closed the connection while replies were due"; break;
     case LoadFailure::Kind::timeout:
         line += fmt::format(" message={} no reply within {} ({} in flight)", f.message, format_duration(config.reply_timeout),
                             f.messages);
@@ -88,6 +91,19 @@ public:
     ~Reporter() override { clear_progress(); }
     void on_interval(const LoadStats& s, double t) override {
         clear_progress();
+        if (config_.mode == LoadMode::connect) {
+            const double rate = per_second(s.established, s.duration_s);
+            Json j = {{"type", "interval"},
+                      {"t", t},
+                      {"connections", s.established},
+                      {"connections_per_s", rate},
+                      {"connect_us", latency_json(s.connect_ns, false)},
+                      {"failed", s.failed}};
+            out_.event(j, fmt::format("interval t={:.1f}s connections={} rate={:.0f}/s connect p50={:.1f}us p99={:.1f}us failed={}",
+                                      t, s.established, rate, s.connect_ns.percentile(50) / 1000.0,
+                                      s.connect_ns.percentile(99) / 1000.0, s.failed));
+            return;
+        }
         double rate = per_second(s.received, s.duration_s);
         Json j = {{"type", "interval"},
                   {"t", t},
@@ -123,10 +139,10 @@ private:
     bool shown_ = false;
 };
 
-// TEXT, or @FILE: a regular file of at most --size's 1 GiB limit (a FIFO, a device such as
-// /dev/zero or a directory would block or never end, so they are refused).
-std::string read_payload(const std::string& spec) {
-    if (!spec.starts_with("@")) return spec;
+// TEXT with C-style escapes, or @FILE as it is: a regular file of at most --size's 1 GiB limit
+// (a FIFO, a device such as /dev/zero or a directory would block or never end, so they are refused).
+std::string read_payload(const std::string& spec, std::string_view what) {
+    if (!spec.starts_with("@")) return parse_escapes(spec, what);
     const std::string path = spec.substr(1);
     Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (!fd) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
@@ -169,28 +185,42 @@ int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& conf
     return r.complete ? kOk : kCheckFailed;
 }
 
+// What --max-p99 applies to: the connects in connect mode, the round trips in the others.
+const Histogram& checked_latency(const LoadStats& s, const LoadConfig& config) {
+    return config.mode == LoadMode::connect ? s.connect_ns : s.rtt_ns;
+}
+
 // Why the check failed, each reason once; empty when it passed.
-std::vector<std::string> check_reasons(const LoadStats& s, std::uint64_t max_failures, std::optional<Duration> max_p99,
-                                       bool allow_interrupt) {
+std::vector<std::string> check_reasons(const LoadStats& s, const LoadConfig& config, std::uint64_t max_failures,
+                                       std::optional<Duration> max_p99, bool allow_interrupt) {
     std::vector<std::string> reasons;
     if (s.interrupted && !allow_interrupt) reasons.push_back("interrupted before the run was complete");
     if (s.established == 0) reasons.push_back("no connection established");
     if (s.failures() > max_failures)
         reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), max_failures));
     if (max_p99) {
-        if (s.rtt_ns.count() == 0) reasons.push_back("p99 not measured");
-        else if (s.rtt_ns.percentile(99) > static_cast<std::uint64_t>(max_p99->count()))
-            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", s.rtt_ns.percentile(99) / 1000.0,
+        const Histogram& h = checked_latency(s, config);
+        if (h.count() == 0) reasons.push_back("p99 not measured");
+        else if (h.percentile(99) > static_cast<std::uint64_t>(max_p99->count()))
+            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", h.percentile(99) / 1000.0,
                                           static_cast<double>(max_p99->count()) / 1000.0));
     }
     return reasons;
 }
 
-// One line that explains a run in which every failure was alike and nothing got through.
+// One line that explains a run in which every failure was alike and nothing got through, or in
+// which the local ports ran out.
 std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
+    if (const std::uint64_t n = s.errors.count(EADDRNOTAVAIL))
+        return fmt::format("{} connects found no free local port (EADDRNOTAVAIL): each closed connection keeps its port in "
+                           "TIME_WAIT for 60s; widen net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse=1, "
+                           "or lower --rate",
+                           n);
     if (!s.first_failure || !s.failures_alike) return std::nullopt;
     const LoadFailure& f = *s.first_failure;
     const std::string target = config.target.to_string();
+    const std::string question = config.mode == LoadMode::echo ? fmt::format("is {} an echo server?", target)
+                                                               : fmt::format("does {} answer this request?", target);
     switch (f.kind) {
     case LoadFailure::Kind::connect:
         if (s.established > 0) return std::nullopt;
@@ -198,20 +228,110 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
                            f.err == ECONNREFUSED ? " (is anything listening there?)" : "");
     case LoadFailure::Kind::timeout:
         if (s.received > 0) return std::nullopt;
-        return fmt::format("no reply within {}: is {} an echo server?", format_duration(config.reply_timeout), target);
+        return fmt::format("no reply within {}: {}", format_duration(config.reply_timeout), question);
     case LoadFailure::Kind::mismatch:
         if (s.verify_failures < s.received) return std::nullopt;
-        return fmt::format("reply differs at byte {}: received '{}', expected '{}': is {} an echo server?", f.offset,
-                           printable(f.received), printable(f.expected), target);
+        return fmt::format("reply differs at byte {}: received '{}', expected '{}': {}", f.offset, printable(f.received),
+                           printable(f.expected), question);
     case LoadFailure::Kind::closed:
         if (s.received > 0) return std::nullopt;
-        return fmt::format("the server closed every connection before echoing: is {} an echo server?", target);
+        return fmt::format("the server closed every connection before replying: {}", question);
     case LoadFailure::Kind::send:
     case LoadFailure::Kind::receive:
         if (s.received > 0) return std::nullopt;
         return fmt::format("every connection failed with {}", std::strerror(f.err));
     }
     return std::nullopt;
+}
+
+LoadMode parse_mode(const std::string& name) {
+    for (LoadMode m : {LoadMode::echo, LoadMode::connect, LoadMode::request})
+        if (load_mode_name(m) == name) return m;
+    throw UsageError(fmt::format("invalid --mode '{}': use echo, connect or request", printable(name)));
+}
+
+// The options that each mode takes beyond the shared ones; the rest are refused, never ignored.
+void parse_mode_options(const MultiConnectOptions& o, LoadConfig& config) {
+    config.mode = parse_mode(o.mode);
+    const std::string mode = fmt::format("--mode {}", o.mode);
+    if (config.mode != LoadMode::request && o.expect_opt->count())
+        throw UsageError(fmt::format("--expect is for --mode request (in {} {})", mode,
+                                     config.mode == LoadMode::echo ? "the reply is the payload" : "no byte is sent"));
+    if (config.mode != LoadMode::connect && o.hold_opt->count()) throw UsageError("--hold is for --mode connect");
+    if (config.mode == LoadMode::connect) {
+        for (auto [opt, name] : {std::pair{o.payload_opt, "--payload"}, {o.size_opt, "--size"}, {o.pipeline_opt, "--pipeline"},
+                                 {o.no_verify_opt, "--no-verify"}, {o.reply_timeout_opt, "--reply-timeout"}})
+            if (opt->count()) throw UsageError(fmt::format("{} has no use in --mode connect: no byte is sent", name));
+        if (o.connect_rate_opt->count())
+            throw UsageError("--connect-rate has no use in --mode connect: --rate paces its connects");
+        if (o.hold_opt->count()) {
+            config.hold = parse_duration(o.hold);
+            if (config.hold.count() < 0) throw UsageError(fmt::format("invalid --hold '{}'", o.hold));
+        }
+        return;
+    }
+    if (o.payload_opt->count()) {
+        config.payload = read_payload(o.payload, "--payload");
+        if (config.payload.empty()) throw UsageError("the payload is empty");
+        config.size = config.payload.size();
+    }
+    if (config.mode == LoadMode::request) {
+        if (!o.payload_opt->count()) throw UsageError("--mode request needs --payload: the request to send");
+        if (o.expect_opt->count()) {
+            config.expect = read_payload(o.expect, "--expect");
+            if (config.expect->empty()) throw UsageError("the expectation is empty");
+        } else if (config.pipeline > 1) {
+            throw UsageError("--pipeline needs --expect in --mode request: a reply of unknown length cannot be told from the next");
+        }
+    }
+}
+
+Json summary_json(const LoadStats& s, const LoadConfig& config, const Json& check) {
+    const bool connect = config.mode == LoadMode::connect;
+    auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
+    Json errors = Json::object();
+    errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
+    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
+    if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
+    Json settings = {
+        {"size", unless_connect(config.size)},
+        {"pipeline", unless_connect(config.pipeline)},
+        {connect ? "connects_per_connection" : "messages_per_connection", config.duration ? Json(nullptr) : Json(config.messages)},
+        {"rate", config.rate ? Json(*config.rate) : Json(nullptr)},
+        {"verify", unless_connect(config.verify && (config.mode != LoadMode::request || config.expect.has_value()))},
+        {"threads", config.threads}};
+    if (config.mode == LoadMode::request) settings["expect_bytes"] = config.expect ? Json(config.expect->size()) : Json(nullptr);
+    if (connect) settings["hold_s"] = to_seconds(config.hold);
+    return {
+        {"target", config.target.to_string()},
+        {"mode", load_mode_name(config.mode)},
+        {"model", model_name(config.model)},
+        {"connections",
+         {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
+        {"messages", unless_connect({{"sent", s.sent},
+                                     {"received", s.received},
+                                     {"verify_failures", s.verify_failures},
+                                     {"timeouts", s.timeouts},
+                                     {"in_flight", s.in_flight},
+                                     {"lost", s.lost}})},
+        {"failures_by_phase",
+         {{"connect", s.failed_connect},
+          {"send", unless_connect(s.failed_send)},
+          {"receive", unless_connect(s.failed_receive)},
+          {"verify", unless_connect(s.verify_failures)},
+          {"timeout", unless_connect(s.timeouts)}}},
+        {"connect_us", latency_json(s.connect_ns, connect)},
+        {"rtt_us", unless_connect(latency_json(s.rtt_ns, true))},
+        {"throughput",
+         {{"messages_per_s", unless_connect(per_second(s.received, s.duration_s))},
+          {"bytes_per_s", unless_connect(per_second(s.bytes_received, s.duration_s))},
+          {"connections_per_s", per_second(s.established, s.duration_s)}}},
+        {"duration_s", s.duration_s},
+        {"interrupted", s.interrupted},
+        {"errors", errors},
+        {"settings", settings},
+        {"check", check},
+    };
 }
 
 int run_multi_connect_command(const MultiConnectOptions& o) {
@@ -223,7 +343,11 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     config.reply_timeout = parse_duration(o.reply_timeout);
     if (config.connect_timeout.count() <= 0 || config.reply_timeout.count() <= 0)
         throw UsageError("timeouts must be greater than 0");
-    if (o.interactive) return run_interactive_command(o, config);
+    config.mode = parse_mode(o.mode);
+    if (o.interactive) {
+        if (config.mode != LoadMode::echo) throw UsageError(fmt::format("--interactive is an echo client: it has no --mode {}", o.mode));
+        return run_interactive_command(o, config);
+    }
     check_threads(o.threads);
     config.threads = o.threads;
 
@@ -245,11 +369,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
         config.interval = parse_duration(o.interval);
         if (config.interval->count() <= 0) throw UsageError(fmt::format("invalid --interval '{}': must be greater than 0", o.interval));
     }
-    if (o.payload_opt->count()) {
-        config.payload = read_payload(o.payload);
-        if (config.payload.empty()) throw UsageError("the payload is empty");
-        config.size = config.payload.size();
-    }
+    parse_mode_options(o, config);
     config.verify = !o.no_verify;
     const std::uint64_t max_failures = parse_count(o.max_failures, "--max-failures");
     std::optional<Duration> max_p99;
@@ -266,56 +386,16 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     LoadStats s = run_load(config, reporter);
     reporter.clear_progress();
 
-    Json errors = Json::object();
-    errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
-    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
-    if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
-
-    const double p99_us = static_cast<double>(s.rtt_ns.percentile(99)) / 1000.0;
-    const std::vector<std::string> reasons = check_reasons(s, max_failures, max_p99, o.allow_interrupt);
+    const Histogram& checked = checked_latency(s, config);
+    const std::vector<std::string> reasons = check_reasons(s, config, max_failures, max_p99, o.allow_interrupt);
     const bool passed = reasons.empty();
     Json check = {{"passed", passed}, {"failures", s.failures()}, {"max_failures", max_failures}};
     if (max_p99) {
-        check["p99_us"] = s.rtt_ns.count() ? Json(p99_us) : Json(nullptr);
+        check["p99_us"] = checked.count() ? Json(static_cast<double>(checked.percentile(99)) / 1000.0) : Json(nullptr);
         check["max_p99_us"] = static_cast<double>(max_p99->count()) / 1000.0;
     }
     check["reasons"] = reasons;
-    Json summary = {
-        {"target", config.target.to_string()},
-        {"model", model_name(config.model)},
-        {"connections",
-         {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
-        {"messages",
-         {{"sent", s.sent},
-          {"received", s.received},
-          {"verify_failures", s.verify_failures},
-          {"timeouts", s.timeouts},
-          {"in_flight", s.in_flight},
-          {"lost", s.lost}}},
-        {"failures_by_phase",
-         {{"connect", s.failed_connect},
-          {"send", s.failed_send},
-          {"receive", s.failed_receive},
-          {"verify", s.verify_failures},
-          {"timeout", s.timeouts}}},
-        {"connect_us", latency_json(s.connect_ns, false)},
-        {"rtt_us", latency_json(s.rtt_ns, true)},
-        {"throughput",
-         {{"messages_per_s", per_second(s.received, s.duration_s)},
-          {"bytes_per_s", per_second(s.bytes_received, s.duration_s)}}},
-        {"duration_s", s.duration_s},
-        {"interrupted", s.interrupted},
-        {"errors", errors},
-        {"settings",
-         {{"size", config.size},
-          {"pipeline", config.pipeline},
-          {"messages_per_connection", config.duration ? Json(nullptr) : Json(config.messages)},
-          {"rate", config.rate ? Json(*config.rate) : Json(nullptr)},
-          {"verify", config.verify},
-          {"threads", config.threads}}},
-        {"check", check},
-    };
-    out.summary(summary);
+    out.summary(summary_json(s, config, check));
     if (!passed && o.common.verbosity() >= 0)
         if (auto h = hint(s, config)) fmt::print(stderr, "muxkit multi-connect: hint: {}\n", *h);
     return passed ? kOk : kCheckFailed;
@@ -331,21 +411,30 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     o->messages_opt = app->add_option("-n,--messages", o->messages, "messages per connection")->type_name("N")->capture_default_str();
     app->add_option("-d,--duration", o->duration, "run for DUR instead of a message count")->type_name("DUR");
     o->size_opt = app->add_option("-s,--size", o->size, "message size")->type_name("SIZE")->capture_default_str();
-    app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->type_name("N")->capture_default_str();
-    app->add_option("--rate", o->rate, "total messages per second, open loop (default: as fast as possible)")->type_name("RATE");
+    o->pipeline_opt = app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->type_name("N")->capture_default_str();
+    app->add_option("--mode", o->mode, "echo: every message comes back; request: --payload gets --expect; connect: connects only")
+        ->type_name("MODE")
+        ->check(CLI::IsMember({"echo", "connect", "request"}))
+        ->capture_default_str();
+    app->add_option("--rate", o->rate, "total messages (--mode connect: connects) per second, open loop (default: as fast as possible)")
+        ->type_name("RATE");
     app->add_option("--interval", o->interval, "print an interval report every DUR")->type_name("DUR");
-    app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)")->type_name("RATE");
+    o->connect_rate_opt = app->add_option("--connect-rate", o->connect_rate, "new connections per second (default: all at once)")->type_name("RATE");
     app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->type_name("DUR")->capture_default_str();
-    app->add_option("--reply-timeout", o->reply_timeout, "give up on an echo after DUR of silence")->type_name("DUR")->capture_default_str();
+    o->reply_timeout_opt = app->add_option("--reply-timeout", o->reply_timeout, "give up on a reply after DUR of silence")->type_name("DUR")->capture_default_str();
     add_model_option(*app, o->model, Feature::multi_connect);
     app->add_option("--threads", o->threads, "event loops, one per thread, each with its share of the connections")
         ->type_name("N")
         ->capture_default_str();
-    o->payload_opt = app->add_option("--payload", o->payload, "TEXT or @FILE to send (default: a verifiable pattern)")->type_name("PAYLOAD");
-    app->add_flag("--no-verify", o->no_verify, "do not compare echoed bytes");
+    o->payload_opt = app->add_option("--payload", o->payload, "TEXT (with \\r \\n \\t \\xHH escapes) or @FILE to send (default: a verifiable pattern)")
+                         ->type_name("PAYLOAD");
+    o->expect_opt = app->add_option("--expect", o->expect, "--mode request: TEXT or @FILE each reply must be (default: any reply)")
+                        ->type_name("REPLY");
+    o->hold_opt = app->add_option("--hold", o->hold, "--mode connect: keep each connection open DUR before closing it")->type_name("DUR");
+    o->no_verify_opt = app->add_flag("--no-verify", o->no_verify, "do not compare reply bytes");
     app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")->type_name("N")
         ->capture_default_str();
-    app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip exceeds DUR")->type_name("DUR");
+    app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
     app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
     app->add_flag("--allow-interrupt", o->allow_interrupt,
                   "a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)");

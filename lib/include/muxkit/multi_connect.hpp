@@ -1,5 +1,5 @@
-// run_load: many concurrent connections per thread that send messages, verify every echoed byte,
-// and measure connect time and round trips; run_interactive: the line-echo client.
+// run_load: many concurrent connections per thread that connect, send requests, verify every
+// reply byte, and measure connect times and round trips; run_interactive: the line-echo client.
 #pragma once
 
 #include <cstdint>
@@ -15,21 +15,31 @@
 
 namespace muxkit {
 
+// What each connection does. echo: every message must come back byte for byte. request: each
+// message is the payload and its reply is the expectation (or, with none, whatever arrives first).
+// connect: connect, hold, close, connect again; no byte is sent.
+enum class LoadMode : std::uint8_t { echo, connect, request };
+
+std::string_view load_mode_name(LoadMode mode) noexcept;
+
 struct LoadConfig {
     Address target;
+    LoadMode mode = LoadMode::echo;
     Model model = Model::epoll;  // any that Feature::multi_connect takes
     unsigned threads = 1;  // event loops, one per thread, each with its share of the connections
     std::uint64_t connections = 1;
-    std::uint64_t messages = 1;       // per connection; ignored with duration
+    std::uint64_t messages = 1;       // per connection (connect mode: connects per slot); ignored with duration
     std::optional<Duration> duration;  // run for this long instead of a message count
     std::size_t size = 64;             // message size (the payload's size when one is given)
     std::uint64_t pipeline = 1;        // messages in flight per connection
-    std::optional<double> rate;        // total messages per second, open loop
+    std::optional<double> rate;        // total messages (connect mode: connects) per second, open loop
     std::optional<double> connect_rate;
     Duration connect_timeout = std::chrono::seconds(5);
     Duration reply_timeout = std::chrono::seconds(5);
     std::optional<Duration> interval;
-    std::string payload;  // empty: a pattern carrying connection and sequence numbers
+    std::string payload;  // empty: a pattern carrying connection and sequence numbers (echo mode)
+    std::optional<std::string> expect;  // request mode: the reply to each request (none: the first bytes)
+    Duration hold{0};                   // connect mode: how long each connection stays open
     bool verify = true;
 };
 
@@ -39,9 +49,9 @@ struct LoadFailure {
         connect,   // the connect was refused, failed or timed out (err)
         send,      // a send failed (err)
         receive,   // a receive failed, e.g. reset (err)
-        closed,    // the server closed while echoes were due
+        closed,    // the server closed while replies were due
         timeout,   // no reply within --reply-timeout
-        mismatch,  // the reply differs from what was sent (offset, excerpts)
+        mismatch,  // the reply differs from the one expected (offset, excerpts)
     };
     static constexpr std::size_t kExcerpt = 16;  // bytes of expected and received kept from offset
 
@@ -57,13 +67,15 @@ struct LoadFailure {
 std::string_view failure_kind_name(LoadFailure::Kind k) noexcept;
 
 struct LoadStats {
+    // requested: connections (connect mode: connects attempted); completed: connections that did
+    // all their messages (connect mode: that stayed open their --hold).
     std::uint64_t requested = 0, established = 0, failed = 0, completed = 0;
     std::uint64_t sent = 0, received = 0, verify_failures = 0, timeouts = 0, lost = 0, in_flight = 0;
     std::uint64_t bytes_sent = 0, bytes_received = 0;
     // Connections that failed, by phase (a reply timeout is counted in timeouts, not here).
     std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
     ErrorCounts errors;
-    std::uint64_t unexpected_eof = 0;  // the server closed while messages were due
+    std::uint64_t unexpected_eof = 0;  // the server closed while replies were due
     Histogram connect_ns, rtt_ns;
     double duration_s = 0;
     bool interrupted = false;  // a stop signal ended the run before its -n or --duration was done

@@ -24,6 +24,9 @@ double parse_rate(std::string_view text, std::string_view what);
 std::vector<std::string_view> split_list(std::string_view text);
 // Comma-separated list of sizes: "4K,64K,1M".
 std::vector<std::uint64_t> parse_size_list(std::string_view text);
+// TEXT with C-style escapes (\r \n \t \0 \\ \xHH) turned into the bytes they stand for; what
+// names the value in the error message for an unknown or unfinished escape.
+std::string parse_escapes(std::string_view text, std::string_view what);
 
 std::string format_duration(Duration d);       // "1.5s", "250ms", "12us"
 double to_seconds(Duration d);

@@ -46,6 +46,15 @@ namespace {
 constexpr std::int64_t kMaxDrain = 2'000'000'000;
 }  // namespace
 
+std::string_view load_mode_name(LoadMode mode) noexcept {
+    switch (mode) {
+    case LoadMode::echo: return "echo";
+    case LoadMode::connect: return "connect";
+    case LoadMode::request: return "request";
+    }
+    return "?";
+}
+
 std::string_view failure_kind_name(LoadFailure::Kind k) noexcept {
     switch (k) {
     case LoadFailure::Kind::connect: return "connect";
@@ -100,9 +109,11 @@ namespace detail {
 
 LoadRun::LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice slice)
     : cfg_(config), observer_(observer), signals_(SignalPipe::get()), slice_(slice),
-      size_(config.payload.empty() ? config.size : config.payload.size()),
-      limit_(config.duration ? UINT64_MAX : config.messages), window_(std::min(config.pipeline, limit_)),
-      conns_(slice.count) {}
+      size_(config.mode == LoadMode::connect ? 0 : config.payload.empty() ? config.size : config.payload.size()),
+      reply_size_(config.mode == LoadMode::request ? (config.expect ? config.expect->size() : 0) : size_),
+      mirrored_(config.mode == LoadMode::echo),
+      limit_(config.mode == LoadMode::connect ? 0 : config.duration ? UINT64_MAX : config.messages),
+      window_(config.mode == LoadMode::connect ? 1 : std::min(config.pipeline, limit_)), conns_(slice.count) {}
 
 LoadStats LoadRun::run() {
     endpoint_ = resolve(cfg_.target, false).front();
@@ -112,7 +123,12 @@ LoadStats LoadRun::run() {
         conns_[i].index = i;
         conns_[i].started = std::make_unique<std::int64_t[]>(window_);
     }
-    total_.requested = conns_.size();
+    // Connects to make: one per slot, or in connect mode -n per slot (each slot connects again
+    // once its last connection closed).
+    attempts_ = !connect_mode() ? conns_.size() : cfg_.duration ? UINT64_MAX : cfg_.messages * conns_.size();
+    free_.resize(conns_.size());
+    for (std::uint32_t i = 0; i < conns_.size(); ++i) free_[i] = static_cast<std::uint32_t>(conns_.size() - 1 - i);
+    if (!connect_mode()) total_.requested = conns_.size();
 
     start_ = now_ns();
     if (cfg_.duration) end_ = start_ + cfg_.duration->count();
@@ -127,7 +143,8 @@ LoadStats LoadRun::run() {
         if (finished_) break;
         const std::int64_t now = now_ns();
         start_due_connections(now);
-        if (cfg_.rate) issue_due_messages(now);
+        if (!holds_.empty()) end_holds(now);
+        if (cfg_.rate && !connect_mode()) issue_due_messages(now);
         if (now >= next_scan_) {
             scan_timeouts(now);
             next_scan_ = now + scan_period();
@@ -143,20 +160,15 @@ LoadStats LoadRun::run() {
             next_progress_ = now + 1'000'000'000;
         }
         if (end_ && now >= *end_) break;
-        if (started_ == conns_.size() && active_ == 0) break;
+        if (all_started() && active_ == 0) break;
     }
     // A stop signal before the last message or the end of --duration cuts the run short.
-    total_.interrupted = finished_ && !(started_ == conns_.size() && active_ == 0) && !(end_ && now_ns() >= *end_);
-    for (auto& c : conns_)
-        if (c.state == ConnState::connecting) {
-            // Still connecting when the run ended: neither established nor failed by the server.
-            total_.errors.add(ETIMEDOUT);
-            ++total_.failed;
-            ++total_.failed_connect;
-            close(c);
-        }
+    total_.interrupted = finished_ && !(all_started() && active_ == 0) && !(end_ && now_ns() >= *end_);
+    // A connect storm always has connects on their way: they get the drain's time to land.
+    if (!connect_mode()) fail_connecting();
     const std::int64_t stop = now_ns();
     drain();
+    fail_connecting();
     for (auto& c : conns_)
         if (c.live()) {
             total_.in_flight += c.in_flight();
@@ -166,11 +178,24 @@ LoadStats LoadRun::run() {
     return snapshot(stop);
 }
 
+// Connects still on their way when the run ended: neither established nor refused by the server.
+void LoadRun::fail_connecting() {
+    for (auto& c : conns_)
+        if (c.state == ConnState::connecting) {
+            total_.errors.add(ETIMEDOUT);
+            ++total_.failed;
+            ++total_.failed_connect;
+            close(c);
+        }
+}
+
 // The run is over: no new message is sent; each connection shuts down its write side and takes
-// the echoes still on their way (for --reply-timeout, 2 s at the most, so a stop stays prompt),
+// the replies still on their way (for --reply-timeout, 2 s at the most, so a stop stays prompt),
 // so the server sees a clean close and no reset, and what came back in time counts as received.
+// In connect mode, held connections close and connects on their way may still land.
 void LoadRun::drain() {
     draining_ = true;
+    holds_.clear();
     for (auto& c : conns_) {
         if (c.state != ConnState::open) continue;
         if (c.in_flight() == 0) {
@@ -180,7 +205,8 @@ void LoadRun::drain() {
         c.state = ConnState::draining;
         half_close(c);
     }
-    const std::int64_t deadline = now_ns() + std::min<std::int64_t>(cfg_.reply_timeout.count(), kMaxDrain);
+    const Duration wait = connect_mode() ? cfg_.connect_timeout : cfg_.reply_timeout;
+    const std::int64_t deadline = now_ns() + std::min<std::int64_t>(wait.count(), kMaxDrain);
     while (active_ > 0 && now_ns() < deadline) wait_and_dispatch(deadline);
 }
 
@@ -202,13 +228,19 @@ std::optional<std::int64_t> LoadRun::next_deadline() const {
     std::int64_t d = std::min(next_scan_, next_progress_);
     if (end_) d = std::min(d, *end_);
     if (next_interval_) d = std::min(d, *next_interval_);
-    if (cfg_.connect_rate && started_ < conns_.size()) d = std::min(d, connect_due(started_));
-    if (cfg_.rate && issued_ < total_messages()) d = std::min(d, message_due(issued_));
+    if (!all_started() && !free_.empty()) d = std::min(d, connect_pace() ? connect_due(started_) : 0);
+    if (!holds_.empty()) d = std::min(d, holds_.front().until);
+    if (cfg_.rate && !connect_mode() && issued_ < total_messages()) d = std::min(d, message_due(issued_));
     return d;
 }
 
+// New connections per second: --rate in connect mode, --connect-rate in the others.
+const std::optional<double>& LoadRun::connect_pace() const noexcept {
+    return connect_mode() ? cfg_.rate : cfg_.connect_rate;
+}
+
 std::int64_t LoadRun::connect_due(std::uint64_t i) const {
-    return start_ + static_cast<std::int64_t>(static_cast<double>(i) / (*cfg_.connect_rate * slice_.share) * 1e9);
+    return start_ + static_cast<std::int64_t>(static_cast<double>(i) / (*connect_pace() * slice_.share) * 1e9);
 }
 
 // Message m (0-based across this thread's connections, round robin) is due at start + m / rate.
@@ -224,10 +256,28 @@ std::uint64_t LoadRun::due_for(const LoadConn& c) const {
     return (issued_ - 1 - c.index) / conns_.size() + 1;
 }
 
+// Starts the connects that are due, on free slots. At most one per slot per call, so connects
+// that fail at once (EADDRNOTAVAIL) cannot keep the loop from its signals and deadlines.
 void LoadRun::start_due_connections(std::int64_t now) {
-    while (started_ < conns_.size() && (!cfg_.connect_rate || connect_due(started_) <= now)) {
-        if (SignalPipe::stop_requested()) return;
-        begin_connect(conns_[started_++], now);
+    for (std::size_t n = 0; n < conns_.size() && !all_started() && !free_.empty(); ++n) {
+        const std::int64_t due = connect_pace() ? connect_due(started_) : now;
+        if (due > now || SignalPipe::stop_requested() || (end_ && now >= *end_)) return;
+        LoadConn& c = conns_[free_.back()];
+        free_.pop_back();
+        ++started_;
+        // With --rate, a connect counts from when it was due, so a slow accept path cannot hide.
+        begin_connect(c, now, connect_mode() && connect_pace() ? due : now);
+    }
+}
+
+void LoadRun::end_holds(std::int64_t now) {
+    while (!holds_.empty() && holds_.front().until <= now) {
+        const Hold h = holds_.front();
+        holds_.pop_front();
+        LoadConn& c = conns_[h.index];
+        if (c.attempt != h.attempt || c.state != ConnState::open) continue;  // it ended before its hold
+        ++total_.completed;
+        close(c);
     }
 }
 
@@ -248,104 +298,153 @@ void LoadRun::issue_due_messages(std::int64_t now) {
     }
 }
 
-void LoadRun::begin_connect(LoadConn& c, std::int64_t now) {
+void LoadRun::begin_connect(LoadConn& c, std::int64_t now, std::int64_t from) {
     c.connect_start = now;
+    c.connect_from = from;
+    ++c.attempt;
+    c.send_seq = c.recv_seq = 0;
+    c.send_off = c.recv_off = 0;
+    c.recv_bad = false;
     c.state = ConnState::connecting;
     ++active_;
+    if (connect_mode()) ++total_.requested;
     open(c, now);
 }
 
 void LoadRun::established(LoadConn& c, std::int64_t now) {
-    if (draining_) {  // the run ended while the connect was on its way
+    if (draining_ && !connect_mode()) {  // the run ended while the connect was on its way
         close(c);
         return;
     }
     c.state = ConnState::open;
     ++total_.established;
-    total_.connect_ns.record(static_cast<std::uint64_t>(now - c.connect_start));
+    ++interval_.established;
+    const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.connect_from));
+    total_.connect_ns.record(took);
+    interval_.connect_ns.record(took);
     c.last_progress = now;
+    if (connect_mode()) {
+        if (cfg_.hold.count() > 0 && !draining_) {
+            holds_.push_back({now + cfg_.hold.count(), c.index, c.attempt});
+            return;
+        }
+        ++total_.completed;
+        close(c);
+        return;
+    }
     pump(c, now);
+}
+
+void LoadRun::released(LoadConn& c) {
+    if (connect_mode()) free_.push_back(c.index);
 }
 
 bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t now) {
     total_.bytes_received += n;
     interval_.bytes_received += n;
     c.last_progress = now;
+    if (connect_mode()) return true;  // a banner (sshd, SMTP): read so the close stays clean, not checked
     while (n > 0) {
-        std::size_t want = size_ - c.recv_off;
-        // Bytes of a message are only expected once they were sent.
-        std::size_t expected_now = c.recv_seq < c.send_seq ? want : (c.send_off > c.recv_off ? c.send_off - c.recv_off : 0);
-        if (expected_now == 0) {
+        // A reply is due once its request began to go out; an echoed byte once that byte went.
+        const bool due = c.recv_seq < c.send_seq || (c.recv_seq == c.send_seq && c.send_off > 0);
+        if (reply_size_ == 0) {  // no expectation: whatever arrives first is the reply
+            return due ? complete_reply(c, now) : true;  // bytes no request waits for: counted only
+        }
+        const std::size_t want = reply_size_ - c.recv_off;
+        const std::size_t allowed = !due                                    ? 0
+                                    : !mirrored_ || c.recv_seq < c.send_seq ? want
+                                                                            : c.send_off - std::min(c.send_off, c.recv_off);
+        if (allowed == 0) {
             ++total_.verify_failures;  // the server sent bytes nobody asked for
             ++interval_.verify_failures;
-            mismatch(c, data, n);
+            mismatch(c, data, n, n, true);
             close(c);
             return false;
         }
-        std::size_t k = std::min({n, want, expected_now});
+        const std::size_t k = std::min({n, want, allowed});
         if (cfg_.verify && !c.recv_bad) {
-            expected(c, c.recv_seq, c.recv_off, ebuf_.data(), k);
+            reply_bytes(c, c.recv_seq, c.recv_off, ebuf_.data(), k);
             if (std::memcmp(ebuf_.data(), data, k) != 0) {
                 c.recv_bad = true;
-                mismatch(c, data, k);
+                mismatch(c, data, k, mirrored_ ? k : n, false);
+                if (!mirrored_) {
+                    // A reply that is not the one expected has no known end: the connection is out
+                    // of step, so it ends here, the reply a verify failure, the rest in flight lost.
+                    ++total_.received;
+                    ++interval_.received;
+                    ++total_.verify_failures;
+                    ++interval_.verify_failures;
+                    total_.lost += c.in_flight() - 1;
+                    close(c);
+                    return false;
+                }
             }
         }
         c.recv_off += k;
         data += k;
         n -= k;
-        if (c.recv_off == size_) {
-            auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % window_]));
-            total_.rtt_ns.record(rtt);
-            interval_.rtt_ns.record(rtt);
-            ++total_.received;
-            ++interval_.received;
-            if (c.recv_bad) {
-                ++total_.verify_failures;
-                ++interval_.verify_failures;
-                c.recv_bad = false;
-            }
-            ++c.recv_seq;
-            c.recv_off = 0;
-            if (c.recv_seq >= limit_) {
-                ++total_.completed;
-                close(c);
-                return false;
-            }
-            if (c.state == ConnState::draining && c.in_flight() == 0) {  // every echo is back
-                close(c);
-                return false;
-            }
-        }
+        if (c.recv_off == reply_size_ && !complete_reply(c, now)) return false;
     }
     return true;
 }
 
-// The first differing byte of the chunk got (which starts at c.recv_off of message c.recv_seq,
-// compared with ebuf_), with excerpts from there.
-void LoadRun::mismatch(const LoadConn& c, const char* got, std::size_t n) {
+// The reply to message c.recv_seq is complete; false when that closed the connection.
+bool LoadRun::complete_reply(LoadConn& c, std::int64_t now) {
+    auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % window_]));
+    total_.rtt_ns.record(rtt);
+    interval_.rtt_ns.record(rtt);
+    ++total_.received;
+    ++interval_.received;
+    if (c.recv_bad) {
+        ++total_.verify_failures;
+        ++interval_.verify_failures;
+        c.recv_bad = false;
+    }
+    ++c.recv_seq;
+    c.recv_off = 0;
+    if (c.recv_seq >= limit_) {
+        ++total_.completed;
+        close(c);
+        return false;
+    }
+    if (c.state == ConnState::draining && c.in_flight() == 0) {  // every reply is back
+        close(c);
+        return false;
+    }
+    return true;
+}
+
+// The first differing byte of the n bytes of got that were compared with ebuf_ (they start at
+// c.recv_off of reply c.recv_seq), with excerpts from there (of the shown bytes that arrived);
+// unasked: no reply was due at all.
+void LoadRun::mismatch(const LoadConn& c, const char* got, std::size_t n, std::size_t shown, bool unasked) {
     if (total_.first_failure && !observer_.wants_failures()) {
         total_.note_failure(failure(LoadFailure::Kind::mismatch, c));
         return;
     }
     LoadFailure f = failure(LoadFailure::Kind::mismatch, c);
-    const bool extra = c.recv_seq >= c.send_seq && c.send_off <= c.recv_off;  // nothing was due
     std::size_t i = 0;
-    if (!extra)
+    if (!unasked)
         while (i < n && got[i] == ebuf_[i]) ++i;
     f.offset = c.recv_off + i;
-    const std::size_t len = std::min(LoadFailure::kExcerpt, n - std::min(i, n));
+    const std::size_t len = std::min(LoadFailure::kExcerpt, shown - std::min(i, shown));
     f.received.assign(got + i, len);
-    if (!extra) {
-        const std::size_t want = std::min(LoadFailure::kExcerpt, size_ - f.offset);
+    if (!unasked) {
+        const std::size_t want = std::min(LoadFailure::kExcerpt, reply_size_ - f.offset);
         f.expected.resize(want);
-        expected(c, c.recv_seq, f.offset, f.expected.data(), want);
+        reply_bytes(c, c.recv_seq, f.offset, f.expected.data(), want);
     }
     report(std::move(f));
 }
 
-void LoadRun::expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
+void LoadRun::request_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
     if (cfg_.payload.empty()) fill_pattern(static_cast<std::uint32_t>(slice_.first + c.index), seq, off, dst, len);
     else std::memcpy(dst, cfg_.payload.data() + off, len);
+}
+
+void LoadRun::reply_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
+    if (cfg_.mode == LoadMode::request) std::memcpy(dst, cfg_.expect->data() + off, len);
+    else request_bytes(c, seq, off, dst, len);
 }
 
 std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap) {
@@ -361,7 +460,7 @@ std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::s
             c.started[seq % window_] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
         }
         std::size_t k = std::min(size_ - off, cap - len);
-        expected(c, seq, off, dst + len, k);
+        request_bytes(c, seq, off, dst + len, k);
         len += k;
         off += k;
         if (off == size_) {
@@ -413,6 +512,10 @@ void LoadRun::scan_timeouts(std::int64_t now) {
 void LoadRun::fail(LoadConn& c, Phase phase, int err) {
     if (c.state == ConnState::done) return;
     if (err) total_.errors.add(err);
+    if (connect_mode() && phase != Phase::connect) {  // after its connect succeeded: counted, not a failure
+        close(c);
+        return;
+    }
     switch (phase) {
     case Phase::connect: ++total_.failed_connect; break;
     case Phase::send: ++total_.failed_send; break;
@@ -440,6 +543,10 @@ void LoadRun::peer_closed(LoadConn& c) {
         return;
     }
     ++total_.unexpected_eof;
+    if (connect_mode()) {  // closed by the server before its hold ended: counted, not a failure
+        close(c);
+        return;
+    }
     fail(c, Phase::receive, 0);
 }
 

@@ -1,9 +1,12 @@
-// One thread of the load client: the logic of a load (which bytes to send when, verification of
-// every echoed byte, round trips, timeouts, failure accounting), shared by the readiness driver
-// (select, poll, epoll) and the completion driver (io_uring) (private to the library).
+// One thread of the load client: the logic of a load (when to connect, which bytes to send when,
+// verification of every reply byte, round trips, timeouts, failure accounting), shared by the
+// readiness driver (select, poll, epoll) and the completion driver (io_uring) (private to the
+// library). Every mode is one state machine: echo is request with the reply equal to the request,
+// and connect is a connection that sends nothing and is closed after its hold.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -28,7 +31,9 @@ struct LoadConn {
     std::uint32_t index = 0;  // in this thread's connections
     ConnState state = ConnState::waiting;
     bool recv_bad = false;
-    std::int64_t connect_start = 0;
+    std::uint32_t attempt = 0;        // connects made on this slot (a hold set for an earlier one is stale)
+    std::int64_t connect_start = 0;   // when the connect began (for --connect-timeout)
+    std::int64_t connect_from = 0;    // what connect_us counts from: when it was due, with --rate
     std::int64_t last_progress = 0;
     std::uint64_t send_seq = 0;  // the message being (or next to be) sent
     std::size_t send_off = 0;    // bytes of it sent so far
@@ -68,8 +73,11 @@ protected:
     virtual void finish() {}                              // after the last connection is closed
 
     // ---- the shared logic
+    bool connect_mode() const noexcept { return cfg_.mode == LoadMode::connect; }
     void established(LoadConn& c, std::int64_t now);
-    // Verifies and counts echoed bytes; false when that closed the connection.
+    // The driver closed c's socket: in connect mode the slot is free for the next connect.
+    void released(LoadConn& c);
+    // Verifies and counts reply bytes; false when that closed the connection.
     bool consume(LoadConn& c, const char* data, std::size_t n, std::int64_t now);
     // Writes the bytes due next on c into dst (at most cap, across message boundaries) and marks
     // the messages started; 0 when nothing is due.
@@ -87,7 +95,9 @@ protected:
     LoadObserver& observer_;
     SignalPipe& signals_;
     const LoadSlice slice_;
-    const std::size_t size_;
+    const std::size_t size_;      // bytes of each request
+    const std::size_t reply_size_;  // bytes of each reply (0: whatever arrives first)
+    const bool mirrored_;         // echo: a reply byte is due only once the same request byte was sent
     const std::uint64_t limit_;   // messages per connection
     const std::uint64_t window_;  // messages in flight per connection, at most
     std::vector<LoadConn> conns_;
@@ -99,24 +109,37 @@ private:
     std::int64_t scan_period() const;
     std::optional<std::int64_t> next_deadline() const;
     std::int64_t connect_due(std::uint64_t i) const;
+    const std::optional<double>& connect_pace() const noexcept;
     std::int64_t message_due(std::uint64_t m) const;
     std::uint64_t total_messages() const;
     std::uint64_t due_for(const LoadConn& c) const;
     void start_due_connections(std::int64_t now);
-    void begin_connect(LoadConn& c, std::int64_t now);
+    bool all_started() const noexcept { return started_ == attempts_; }
+    void begin_connect(LoadConn& c, std::int64_t now, std::int64_t from);
+    void end_holds(std::int64_t now);
+    void fail_connecting();
     void issue_due_messages(std::int64_t now);
     void scan_timeouts(std::int64_t now);
     void drain();
     LoadFailure failure(LoadFailure::Kind kind, const LoadConn& c) const;
     void report(LoadFailure f);
-    void mismatch(const LoadConn& c, const char* got, std::size_t n);
-    void expected(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
+    void mismatch(const LoadConn& c, const char* got, std::size_t n, std::size_t shown, bool unasked);
+    bool complete_reply(LoadConn& c, std::int64_t now);
+    void request_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
+    void reply_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
     LoadStats snapshot(std::int64_t now);
 
     std::vector<char> ebuf_;
     std::int64_t start_ = 0, next_scan_ = 0, next_progress_ = 0;
     std::optional<std::int64_t> end_, next_interval_;
     std::uint64_t started_ = 0, active_ = 0, issued_ = 0;
+    std::uint64_t attempts_ = 0;       // connects to make: one per slot, or -n per slot in connect mode
+    std::vector<std::uint32_t> free_;  // slots with no connection, the next one to use last
+    struct Hold {
+        std::int64_t until;
+        std::uint32_t index, attempt;
+    };
+    std::deque<Hold> holds_;  // connect mode: in the order they end (every hold is as long)
     bool draining_ = false;
 };
 

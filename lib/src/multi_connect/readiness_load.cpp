@@ -73,6 +73,11 @@ private:
                 fail(c, Phase::connect, err);
                 return;
             }
+            if (connect_mode()) {  // most connections close at once: no change of interest for them
+                established(c, now);
+                if (c.state == ConnState::open) loop_->modify(c.fd.get(), kReadable);
+                return;
+            }
             loop_->modify(c.fd.get(), kReadable);
             established(c, now);
             return;
@@ -138,10 +143,12 @@ private:
     }
 
     void release(LoadConn& c) override {
-        if (!c.fd) return;
-        loop_->remove(c.fd.get());
-        by_fd_[c.fd.get()] = UINT32_MAX;
-        c.fd.reset();
+        if (c.fd) {
+            loop_->remove(c.fd.get());
+            by_fd_[c.fd.get()] = UINT32_MAX;
+            c.fd.reset();
+        }
+        released(c);
     }
 
     std::unique_ptr<EventLoop> loop_;

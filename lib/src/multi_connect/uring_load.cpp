@@ -76,7 +76,10 @@ private:
         if (op == Op::connect) on_connect(c, res, now);
         else if (op == Op::send) on_send(c, res, now);
         else on_recv(c, res, flags, now);
-        if (c.state == ConnState::done && !ops(c).busy()) c.fd.reset();  // its last operation ended
+        if (c.state == ConnState::done && !ops(c).busy() && c.fd) {  // its last operation ended
+            c.fd.reset();
+            released(c);
+        }
     }
 
     // ---- connecting
@@ -102,9 +105,9 @@ private:
             fail(c, Phase::connect, -res);
             return;
         }
-        ops(c).out = std::make_unique<char[]>(out_size_);
-        arm_recv(c);
+        if (!connect_mode() && !ops(c).out) ops(c).out = std::make_unique<char[]>(out_size_);
         established(c, now);
+        if (c.live() && !ops(c).receiving) arm_recv(c);  // in connect mode, for a banner during --hold
     }
 
     // ---- sending: one send in flight per connection; MSG_WAITALL makes it all or an error
@@ -174,9 +177,12 @@ private:
     // Operations still in flight end at once once the socket is shut down; the last completion
     // closes it.
     void release(LoadConn& c) override {
-        if (!c.fd) return;
-        if (ops(c).busy()) ::shutdown(c.fd.get(), SHUT_RDWR);
-        else c.fd.reset();
+        if (c.fd && ops(c).busy()) {
+            ::shutdown(c.fd.get(), SHUT_RDWR);
+            return;
+        }
+        c.fd.reset();
+        released(c);
     }
 
     void finish() override {

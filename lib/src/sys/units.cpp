@@ -112,4 +112,34 @@ std::string format_duration(Duration d) {
     return fmt::format("{}ns", d.count());
 }
 
+std::string parse_escapes(std::string_view text, std::string_view what) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '\\') {
+            out += text[i];
+            continue;
+        }
+        if (++i == text.size()) throw UsageError(fmt::format("invalid {}: it ends in a lone '\\' (write '\\\\' for a backslash)", what));
+        switch (text[i]) {
+        case 'r': out += '\r'; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case '0': out += '\0'; break;
+        case '\\': out += '\\'; break;
+        case 'x': {
+            auto digit = [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; };
+            if (i + 2 >= text.size() || !digit(text[i + 1]) || !digit(text[i + 2]))
+                throw UsageError(fmt::format("invalid {}: '\\x' needs two hex digits", what));
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+            break;
+        }
+        default:
+            throw UsageError(fmt::format("invalid {}: unknown escape '\\{}' (use \\r \\n \\t \\0 \\\\ or \\xHH)", what, text[i]));
+        }
+    }
+    return out;
+}
+
 }  // namespace muxkit
