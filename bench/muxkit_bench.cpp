@@ -330,6 +330,59 @@ Json client_section() {
     return out;
 }
 
+// ---------------------------------------------------------------- connect mode: the accept path
+
+// New connections per second, each closed once established: multi-connect --mode connect and the
+// C connect loop, against muxkit's epoll echo-server and the C epoll server; then connect p99
+// under an open-loop --rate.
+Json connect_section() {
+    constexpr int kSlots = 10;
+    fmt::print("\n== connect mode: new connections per second ({} slots, median of {} x {}s)\n", kSlots, g_rounds, g_seconds * 2);
+    fmt::print("{:<16} {:<24} {:>12} {:>10} {:>10}\n", "server", "client", "connects/s", "p99 us", "x C loop");
+    Json rows = Json::array();
+    for (std::string name : {"muxkit-epoll", "c-epoll"}) {
+        Server server(name);
+        if (!start(server)) continue;
+        std::vector<double> mc, mc_p99, loop, loop_p99;
+        for (int round = 0; round < g_rounds; ++round) {
+            Json s = last_json_line(capture(muxkit(words(fmt::format("multi-connect 127.0.0.1:{} --mode connect -c {} -d {}s --json",
+                                                                     server.port, kSlots, g_seconds * 2)))));
+            if (s.is_object()) {
+                mc.push_back(s["throughput"]["connections_per_s"].get<double>());
+                mc_p99.push_back(s["connect_us"]["p99"].is_number() ? s["connect_us"]["p99"].get<double>() : 0);
+            }
+            int st = 0;
+            std::istringstream in(capture({kBaselines + "/connect_loop", std::to_string(server.port), std::to_string(kSlots),
+                                           fmt::format("{}", g_seconds * 2)},
+                                          &st));
+            double rate = 0, p50 = 0, p99 = 0;
+            if (st == 0 && in >> rate >> p50 >> p99) {
+                loop.push_back(rate);
+                loop_p99.push_back(p99);
+            }
+        }
+        const double base = median(loop), m = median(mc);
+        rows.push_back({{"server", name}, {"client", "c-connect-loop"}, {"connects_per_s", base}, {"p99_us", median(loop_p99)}, {"ratio", 1.0}});
+        rows.push_back({{"server", name}, {"client", "multi-connect"}, {"connects_per_s", m}, {"p99_us", median(mc_p99)},
+                        {"ratio", base > 0 ? m / base : 0}});
+        for (std::size_t i = rows.size() - 2; i < rows.size(); ++i)
+            fmt::print("{:<16} {:<24} {:>12.0f} {:>10.0f} {:>10.2f}\n", name, rows[i]["client"].get<std::string>(),
+                       rows[i]["connects_per_s"].get<double>(), rows[i]["p99_us"].get<double>(), rows[i]["ratio"].get<double>());
+        if (name == "muxkit-epoll") {
+            Json s = last_json_line(capture(muxkit(words(fmt::format("multi-connect 127.0.0.1:{} --mode connect -c {} --rate 5000 -d {}s --json",
+                                                                     server.port, kSlots, g_seconds * 2)))));
+            if (s.is_object() && s["connect_us"]["p99"].is_number()) {
+                rows.push_back({{"server", name}, {"client", "multi-connect --rate 5000"},
+                                {"connects_per_s", s["throughput"]["connections_per_s"]}, {"p99_us", s["connect_us"]["p99"]}});
+                fmt::print("{:<16} {:<24} {:>12.0f} {:>10.0f}\n", name, "multi-connect --rate 5000",
+                           s["throughput"]["connections_per_s"].get<double>(), s["connect_us"]["p99"].get<double>());
+            }
+        }
+        stop(server.proc);
+    }
+    return rows;
+}
+
 // ---------------------------------------------------------------- pipes
 
 // dd if=/dev/zero | dd of=/dev/null, TOTAL bytes in BLOCK-sized blocks: two processes and a pipe.
@@ -557,6 +610,7 @@ constexpr Target kTargets[] = {
     {"uring_syscalls", 1.0, true},        // io_uring system calls per message, 16 in flight
     {"threads_scaling", 1.5, false},      // --threads 2 x --threads 1, two clients
     {"client_vs_c", 0.95, false},         // multi-connect x the C client
+    {"connect_vs_c", 0.90, false},        // --mode connect x the C connect loop, new connections per second
     {"conn10k_rss_mib", 64, true},        // RSS at 10,000 connections, each side
     {"pipe_rw_vs_dd", 1.0, false},        // pipe-test read-write x dd | dd
     {"splice_vs_rw", 1.5, false},         // splice x read-write at 1 MiB blocks
@@ -614,6 +668,12 @@ Json targets_section(const Json& results) {
     if (results.contains("threads"))
         for (const auto& [model, row] : results["threads"].items())
             check("threads_scaling", fmt::format("{} --threads 2 x --threads 1, pipelined, two clients", model), row["ratio"].get<double>());
+    if (results.contains("connect")) {
+        for (const Json& r : results["connect"])
+            if (r["client"] == "multi-connect")
+                check("connect_vs_c", fmt::format("--mode connect against {} x the C connect loop", r["server"].get<std::string>()),
+                      r["ratio"].get<double>());
+    }
     if (results.contains("multi_connect")) {
         const Json& mc = results["multi_connect"];
         if (mc.contains("ratio")) check("client_vs_c", "multi-connect x the C client, 100 connections", mc["ratio"].get<double>());
@@ -645,7 +705,7 @@ int main(int argc, char** argv) {
         } else if (a == "--out" && i + 1 < argc) out_dir = argv[++i];
         else sections.push_back(a);
     }
-    if (sections.empty()) sections = {"echo", "threads", "syscalls", "client", "pipe", "callgrind"};
+    if (sections.empty()) sections = {"echo", "threads", "syscalls", "client", "connect", "pipe", "callgrind"};
     ::signal(SIGPIPE, SIG_IGN);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured, never twice through a fork
     rlimit rl{};
@@ -660,12 +720,13 @@ int main(int argc, char** argv) {
     for (const auto& s : sections) {
         if (s == "echo") results["echo_server"] = echo_section();
         else if (s == "client") results["multi_connect"] = client_section();
+        else if (s == "connect") results["connect"] = connect_section();
         else if (s == "pipe") results["pipe"] = pipe_section();
         else if (s == "callgrind") results["instructions_per_message"] = callgrind_section();
         else if (s == "threads") results["threads"] = threads_section();
         else if (s == "syscalls") results["syscalls"] = syscalls_section();
         else {
-            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, threads, syscalls, client, pipe, callgrind)\n", s);
+            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, threads, syscalls, client, connect, pipe, callgrind)\n", s);
             return 2;
         }
     }
