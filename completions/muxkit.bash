@@ -2,10 +2,10 @@
 _muxkit() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" sub="" i
     for ((i = 1; i < COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in echo-server|multi-connect|fd-watch|pipe-test) sub="${COMP_WORDS[i]}"; break ;; esac
+        case "${COMP_WORDS[i]}" in echo-server|multi-connect|merge|fd-watch|pipe-test) sub="${COMP_WORDS[i]}"; break ;; esac
     done
     if [[ -z $sub ]]; then
-        COMPREPLY=($(compgen -W "echo-server multi-connect fd-watch pipe-test --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "echo-server multi-connect merge fd-watch pipe-test --help --version" -- "$cur"))
         return
     fi
     case "$sub" in
@@ -49,10 +49,21 @@ _muxkit() {
             --hold) COMPREPLY=(); return ;;
             --max-failures) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
+            --hdr-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-p99 -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+        fi
+        ;;
+    merge)
+        case "$prev" in
+            --max-failures) COMPREPLY=(); return ;;
+            --max-p99) COMPREPLY=(); return ;;
+            --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
+        esac
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "-h --help --max-failures --max-p99 --percentiles --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     fd-watch)

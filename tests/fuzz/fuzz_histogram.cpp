@@ -1,5 +1,5 @@
 // Histogram: percentiles never decrease with p, stay within [min, max] and within the bucket's
-// relative error of the exact value; merging two halves equals recording everything in one.
+// relative error of the exact value (below an hour); merging two halves equals recording everything in one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,8 +32,10 @@ MUXKIT_FUZZ_TARGET(histogram) {
         previous = v;
         if (values.empty()) continue;
         FUZZ_CHECK(v >= all.min() && v <= all.max());
-        auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+        auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(values.size()) / 100.0 - 1e-9));
         double exact = static_cast<double>(values[std::clamp<std::size_t>(rank, 1, values.size()) - 1]);
-        FUZZ_CHECK(std::abs(static_cast<double>(v) - exact) <= exact / 64.0 + 1.0);
+        // Past an hour values count in the top bucket; below, within HdrHistogram's 3 digits.
+        if (exact < static_cast<double>(muxkit::Histogram::kHighest))
+            FUZZ_CHECK(std::abs(static_cast<double>(v) - exact) <= exact / 1000.0 + 1.0);
     }
 }

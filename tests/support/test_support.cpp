@@ -67,7 +67,7 @@ Child::Child(std::vector<std::string> args, SpawnOptions opts, bool muxkit) {
         }
         ::signal(SIGPIPE, SIG_DFL);
         if (opts.in_child) opts.in_child();
-        ::execv(argv[0], argv.data());
+        ::execvp(argv[0], argv.data());  // a peer program may be named, not given by path
         ::_exit(127);
     }
     ::close(in[0]);

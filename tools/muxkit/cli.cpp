@@ -12,11 +12,11 @@
 namespace muxkit::cli {
 
 std::vector<Subcommand> build_app(CLI::App& app) {
-    app.description("muxkit: network and IPC diagnostics (echo server, load client, fd watcher, pipe tests)");
+    app.description("muxkit: network and IPC diagnostics (echo server, load client and merge, fd watcher, pipe tests)");
     app.name("muxkit");
     app.set_version_flag("--version", "muxkit " MUXKIT_VERSION);
     app.require_subcommand(1);
-    return {setup_echo_server(app), setup_multi_connect(app), setup_fd_watch(app), setup_pipe_test(app)};
+    return {setup_echo_server(app), setup_multi_connect(app), setup_merge(app), setup_fd_watch(app), setup_pipe_test(app)};
 }
 
 void add_model_option(CLI::App& app, std::string& model, Feature feature) {

@@ -86,12 +86,13 @@ struct Subcommand {
     const CommonOptions* common;
 };
 
-// The whole command line: the top-level App and its four subcommands. muxkit and muxkit-docgen
+// The whole command line: the top-level App and its subcommands. muxkit and muxkit-docgen
 // both build it here, so the man pages and completions come from the same tree as --help.
 std::vector<Subcommand> build_app(CLI::App& app);
 
 Subcommand setup_echo_server(CLI::App& parent);
 Subcommand setup_multi_connect(CLI::App& parent);
+Subcommand setup_merge(CLI::App& parent);
 Subcommand setup_fd_watch(CLI::App& parent);
 Subcommand setup_pipe_test(CLI::App& parent);
 

@@ -11,11 +11,14 @@
 
 #include <fmt/format.h>
 
+#include <muxkit/clock.hpp>
 #include <muxkit/fd.hpp>
+#include <muxkit/hdr_log.hpp>
 #include <muxkit/multi_connect.hpp>
 #include <muxkit/units.hpp>
 
 #include "cli.hpp"
+#include "load_report.hpp"
 
 namespace muxkit::cli {
 
@@ -26,30 +29,14 @@ struct MultiConnectOptions {
     std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
-    std::string mode = "echo", expect, hold;
+    std::string mode = "echo", expect, hold, hdr_log;
     unsigned threads = 1;
-    bool no_verify = false, interactive = false, allow_interrupt = false;
+    bool no_verify = false, interactive = false, allow_interrupt = false, percentiles = false;
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr, *pipeline_opt = nullptr;
     CLI::Option *expect_opt = nullptr, *hold_opt = nullptr, *connect_rate_opt = nullptr, *reply_timeout_opt = nullptr;
     CLI::Option *no_verify_opt = nullptr;
     CommonOptions common;
 };
-
-Json us_or_null(const Histogram& h, double p) {
-    if (h.count() == 0) return nullptr;
-    return static_cast<double>(h.percentile(p)) / 1000.0;
-}
-
-Json latency_json(const Histogram& h, bool with_p999) {
-    Json j = {{"p50", us_or_null(h, 50)}, {"p90", us_or_null(h, 90)}, {"p99", us_or_null(h, 99)}};
-    if (with_p999) j["p999"] = us_or_null(h, 99.9);
-    j["max"] = h.count() ? Json(static_cast<double>(h.max()) / 1000.0) : Json(nullptr);
-    j["mean"] = h.count() ? Json(h.mean() / 1000.0) : Json(nullptr);
-    j["samples"] = h.count();
-    return j;
-}
-
-double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
 
 Json failure_json(const LoadFailure& f) {
     Json j = {{"type", "failure"}, {"connection", f.connection}, {"phase", failure_kind_name(f.kind)}};
@@ -85,11 +72,21 @@ std::string failure_text(const LoadFailure& f, const LoadConfig& config) {
     return line;
 }
 
+// Interval lines (when --interval was asked for), the --hdr-log lines of every interval, the
+// progress line and, with -v, each failure.
 class Reporter : public LoadObserver {
 public:
-    Reporter(Output& out, const LoadConfig& config, bool progress) : out_(out), config_(config), progress_(progress) {}
+    Reporter(Output& out, const LoadConfig& config, bool progress, bool print_intervals, HdrLogWriter* log)
+        : out_(out), config_(config), progress_(progress), print_intervals_(print_intervals), log_(log) {}
     ~Reporter() override { clear_progress(); }
     void on_interval(const LoadStats& s, double t) override {
+        if (log_) {
+            const double start = std::max(0.0, t - s.duration_s);
+            if (config_.mode != LoadMode::connect) log_->interval("rtt", start, s.duration_s, s.rtt_ns);
+            log_->interval("connect", start, s.duration_s, s.connect_ns);
+            if (config_.rate && config_.mode != LoadMode::connect) log_->interval("service", start, s.duration_s, s.service_ns);
+        }
+        if (!print_intervals_) return;
         clear_progress();
         if (config_.mode == LoadMode::connect) {
             const double rate = per_second(s.established, s.duration_s);
@@ -135,7 +132,8 @@ public:
 private:
     Output& out_;
     const LoadConfig& config_;
-    bool progress_;
+    bool progress_, print_intervals_;
+    HdrLogWriter* log_;
     bool shown_ = false;
 };
 
@@ -185,29 +183,6 @@ int run_interactive_command(const MultiConnectOptions& o, const LoadConfig& conf
     return r.complete ? kOk : kCheckFailed;
 }
 
-// What --max-p99 applies to: the connects in connect mode, the round trips in the others.
-const Histogram& checked_latency(const LoadStats& s, const LoadConfig& config) {
-    return config.mode == LoadMode::connect ? s.connect_ns : s.rtt_ns;
-}
-
-// Why the check failed, each reason once; empty when it passed.
-std::vector<std::string> check_reasons(const LoadStats& s, const LoadConfig& config, std::uint64_t max_failures,
-                                       std::optional<Duration> max_p99, bool allow_interrupt) {
-    std::vector<std::string> reasons;
-    if (s.interrupted && !allow_interrupt) reasons.push_back("interrupted before the run was complete");
-    if (s.established == 0) reasons.push_back("no connection established");
-    if (s.failures() > max_failures)
-        reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), max_failures));
-    if (max_p99) {
-        const Histogram& h = checked_latency(s, config);
-        if (h.count() == 0) reasons.push_back("p99 not measured");
-        else if (h.percentile(99) > static_cast<std::uint64_t>(max_p99->count()))
-            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", h.percentile(99) / 1000.0,
-                                          static_cast<double>(max_p99->count()) / 1000.0));
-    }
-    return reasons;
-}
-
 // One line that explains a run in which every failure was alike and nothing got through, or in
 // which the local ports ran out.
 std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
@@ -242,12 +217,6 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
         return fmt::format("every connection failed with {}", std::strerror(f.err));
     }
     return std::nullopt;
-}
-
-LoadMode parse_mode(const std::string& name) {
-    for (LoadMode m : {LoadMode::echo, LoadMode::connect, LoadMode::request})
-        if (load_mode_name(m) == name) return m;
-    throw UsageError(fmt::format("invalid --mode '{}': use echo, connect or request", printable(name)));
 }
 
 // The options that each mode takes beyond the shared ones; the rest are refused, never ignored.
@@ -286,13 +255,9 @@ void parse_mode_options(const MultiConnectOptions& o, LoadConfig& config) {
     }
 }
 
-Json summary_json(const LoadStats& s, const LoadConfig& config, const Json& check) {
+Json settings_json(const LoadConfig& config) {
     const bool connect = config.mode == LoadMode::connect;
     auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
-    Json errors = Json::object();
-    errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
-    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
-    if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
     Json settings = {
         {"size", unless_connect(config.size)},
         {"pipeline", unless_connect(config.pipeline)},
@@ -302,36 +267,7 @@ Json summary_json(const LoadStats& s, const LoadConfig& config, const Json& chec
         {"threads", config.threads}};
     if (config.mode == LoadMode::request) settings["expect_bytes"] = config.expect ? Json(config.expect->size()) : Json(nullptr);
     if (connect) settings["hold_s"] = to_seconds(config.hold);
-    return {
-        {"target", config.target.to_string()},
-        {"mode", load_mode_name(config.mode)},
-        {"model", model_name(config.model)},
-        {"connections",
-         {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
-        {"messages", unless_connect({{"sent", s.sent},
-                                     {"received", s.received},
-                                     {"verify_failures", s.verify_failures},
-                                     {"timeouts", s.timeouts},
-                                     {"in_flight", s.in_flight},
-                                     {"lost", s.lost}})},
-        {"failures_by_phase",
-         {{"connect", s.failed_connect},
-          {"send", unless_connect(s.failed_send)},
-          {"receive", unless_connect(s.failed_receive)},
-          {"verify", unless_connect(s.verify_failures)},
-          {"timeout", unless_connect(s.timeouts)}}},
-        {"connect_us", latency_json(s.connect_ns, connect)},
-        {"rtt_us", unless_connect(latency_json(s.rtt_ns, true))},
-        {"throughput",
-         {{"messages_per_s", unless_connect(per_second(s.received, s.duration_s))},
-          {"bytes_per_s", unless_connect(per_second(s.bytes_received, s.duration_s))},
-          {"connections_per_s", per_second(s.established, s.duration_s)}}},
-        {"duration_s", s.duration_s},
-        {"interrupted", s.interrupted},
-        {"errors", errors},
-        {"settings", settings},
-        {"check", check},
-    };
+    return settings;
 }
 
 int run_multi_connect_command(const MultiConnectOptions& o) {
@@ -368,6 +304,8 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     if (!o.interval.empty()) {
         config.interval = parse_duration(o.interval);
         if (config.interval->count() <= 0) throw UsageError(fmt::format("invalid --interval '{}': must be greater than 0", o.interval));
+    } else if (!o.hdr_log.empty()) {
+        config.interval = std::chrono::seconds(1);  // the log's intervals; no interval lines are printed
     }
     parse_mode_options(o, config);
     config.verify = !o.no_verify;
@@ -382,20 +320,21 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
                                        config.connections, limit));
     forward_signals();
     Output out("multi-connect", o.common);
-    Reporter reporter(out, config, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2));
+    std::optional<HdrLogWriter> log;
+    if (!o.hdr_log.empty()) log.emplace(o.hdr_log, wall_seconds());
+    Reporter reporter(out, config, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2), !o.interval.empty(),
+                      log ? &*log : nullptr);
     LoadStats s = run_load(config, reporter);
     reporter.clear_progress();
+    if (log) log->close();
 
-    const Histogram& checked = checked_latency(s, config);
-    const std::vector<std::string> reasons = check_reasons(s, config, max_failures, max_p99, o.allow_interrupt);
-    const bool passed = reasons.empty();
-    Json check = {{"passed", passed}, {"failures", s.failures()}, {"max_failures", max_failures}};
-    if (max_p99) {
-        check["p99_us"] = checked.count() ? Json(static_cast<double>(checked.percentile(99)) / 1000.0) : Json(nullptr);
-        check["max_p99_us"] = static_cast<double>(max_p99->count()) / 1000.0;
-    }
-    check["reasons"] = reasons;
-    out.summary(summary_json(s, config, check));
+    const Json check = check_json(s, config.mode, {max_failures, max_p99, o.allow_interrupt});
+    const bool passed = check["passed"].get<bool>();
+    Json summary = load_summary_json(s, {config.target.to_string(), model_name(config.model), settings_json(config), config.mode}, check,
+                                     o.common.json);
+    if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(s, config.mode);
+    out.summary(std::move(summary));
+    if (o.percentiles && !o.common.json) write_stdout(percentiles_text(s, config.mode));
     if (!passed && o.common.verbosity() >= 0)
         if (auto h = hint(s, config)) fmt::print(stderr, "muxkit multi-connect: hint: {}\n", *h);
     return passed ? kOk : kCheckFailed;
@@ -435,6 +374,9 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")->type_name("N")
         ->capture_default_str();
     app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
+    app->add_option("--hdr-log", o->hdr_log, "write an HdrHistogram interval log (rtt, connect; nanoseconds) to FILE")
+        ->type_name("FILE");
+    app->add_flag("--percentiles", o->percentiles, "add the full percentile distribution (HdrHistogram .hgrm) to the report");
     app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
     app->add_flag("--allow-interrupt", o->allow_interrupt,
                   "a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)");

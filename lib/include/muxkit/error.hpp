@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace muxkit {
@@ -33,6 +34,8 @@ public:
 
 // "ECONNRESET" for ECONNRESET; "E<number>" for an unknown value.
 std::string errno_name(int err);
+// The errno an errno_name() stands for ("ECONNRESET", "E200"); 0 for a name that is none.
+int errno_from_name(std::string_view name);
 
 // Counts of errors by errno, without allocation when counting.
 class ErrorCounts {

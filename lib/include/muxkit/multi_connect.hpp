@@ -76,7 +76,9 @@ struct LoadStats {
     std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
     ErrorCounts errors;
     std::uint64_t unexpected_eof = 0;  // the server closed while replies were due
-    Histogram connect_ns, rtt_ns;
+    // rtt_ns: request to complete reply, from when it was due under --rate; service_ns: from
+    // when it was really sent (recorded under --rate only).
+    Histogram connect_ns, rtt_ns, service_ns;
     double duration_s = 0;
     bool interrupted = false;  // a stop signal ended the run before its -n or --duration was done
     // The first failure, and whether every later one was of the same kind and errno.

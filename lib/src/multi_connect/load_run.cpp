@@ -95,6 +95,7 @@ void LoadStats::merge(const LoadStats& part) {
     unexpected_eof += part.unexpected_eof;
     connect_ns.merge(part.connect_ns);
     rtt_ns.merge(part.rtt_ns);
+    service_ns.merge(part.service_ns);
     duration_s = std::max(duration_s, part.duration_s);
     interrupted = interrupted || part.interrupted;
     if (part.first_failure) {
@@ -122,6 +123,7 @@ LoadStats LoadRun::run() {
     for (std::uint32_t i = 0; i < conns_.size(); ++i) {
         conns_[i].index = i;
         conns_[i].started = std::make_unique<std::int64_t[]>(window_);
+        if (cfg_.rate && !connect_mode()) conns_[i].sent = std::make_unique<std::int64_t[]>(window_);
     }
     // Connects to make: one per slot, or in connect mode -n per slot (each slot connects again
     // once its last connection closed).
@@ -151,7 +153,7 @@ LoadStats LoadRun::run() {
         }
         if (next_interval_ && now >= *next_interval_) {
             interval_.duration_s = to_seconds(*cfg_.interval);
-            observer_.on_interval(interval_, static_cast<double>(now - start_) / 1e9);
+            observer_.on_interval(interval_, static_cast<double>(*next_interval_ - start_) / 1e9);  // its scheduled end
             interval_ = LoadStats();
             *next_interval_ += cfg_.interval->count();
         }
@@ -175,6 +177,13 @@ LoadStats LoadRun::run() {
             close(c);
         }
     finish();
+    const bool quiet = interval_.received == 0 && interval_.bytes_received == 0 && interval_.established == 0 &&
+                       interval_.failed == 0 && interval_.timeouts == 0 && interval_.verify_failures == 0;
+    if (next_interval_ && !quiet) {  // the last interval, however short, so the intervals add up to the run
+        const std::int64_t now = now_ns(), from = *next_interval_ - cfg_.interval->count();
+        interval_.duration_s = static_cast<double>(now - from) / 1e9;
+        observer_.on_interval(interval_, static_cast<double>(now - start_) / 1e9);
+    }
     return snapshot(stop);
 }
 
@@ -184,6 +193,7 @@ void LoadRun::fail_connecting() {
         if (c.state == ConnState::connecting) {
             total_.errors.add(ETIMEDOUT);
             ++total_.failed;
+    ++interval_.failed;
             ++total_.failed_connect;
             close(c);
         }
@@ -390,9 +400,15 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
 
 // The reply to message c.recv_seq is complete; false when that closed the connection.
 bool LoadRun::complete_reply(LoadConn& c, std::int64_t now) {
-    auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[c.recv_seq % window_]));
+    const std::size_t slot = c.recv_seq % window_;
+    const auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[slot]));
     total_.rtt_ns.record(rtt);
     interval_.rtt_ns.record(rtt);
+    if (cfg_.rate) {
+        const auto service = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.sent[slot]));
+        total_.service_ns.record(service);
+        interval_.service_ns.record(service);
+    }
     ++total_.received;
     ++interval_.received;
     if (c.recv_bad) {
@@ -456,8 +472,10 @@ std::size_t LoadRun::next_bytes(LoadConn& c, std::int64_t now, char* dst, std::s
             if (stopping() || seq >= limit_ || seq - c.recv_seq >= window_) break;
             if (cfg_.rate && seq >= due_for(c)) break;
             if (seq == c.send_seq && c.in_flight() == 0) c.last_progress = now;
-            // With --rate a round trip counts from when the message was due, not when it left.
+            // With --rate a round trip counts from when the message was due, not when it left
+            // (the service time, from when it left, is kept beside it).
             c.started[seq % window_] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
+            if (cfg_.rate) c.sent[seq % window_] = now;
         }
         std::size_t k = std::min(size_ - off, cap - len);
         request_bytes(c, seq, off, dst + len, k);
@@ -522,6 +540,7 @@ void LoadRun::fail(LoadConn& c, Phase phase, int err) {
     case Phase::receive: ++total_.failed_receive; break;
     }
     ++total_.failed;
+    ++interval_.failed;
     const bool open = c.live();
     total_.lost += open ? c.in_flight() : 0;
     LoadFailure f = failure(phase == Phase::connect ? LoadFailure::Kind::connect

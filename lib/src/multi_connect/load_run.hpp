@@ -40,6 +40,7 @@ struct LoadConn {
     std::uint64_t recv_seq = 0;  // the message being received
     std::size_t recv_off = 0;
     std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline
+    std::unique_ptr<std::int64_t[]> sent;     // with --rate: when each really went out
 
     std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
     bool live() const noexcept { return state == ConnState::open || state == ConnState::draining; }  // still receiving

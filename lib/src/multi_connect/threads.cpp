@@ -71,6 +71,9 @@ private:
     void progress(std::size_t i, const LoadStats& s) {
         std::lock_guard lock(mutex_);
         latest_[i] = s;
+        // Progress is counts: summing every thread's histograms each second would cost more
+        // than the load.
+        latest_[i].connect_ns = latest_[i].rtt_ns = latest_[i].service_ns = Histogram();
         LoadStats sum;
         for (const auto& l : latest_) sum.merge(l);
         out_.on_progress(sum);

@@ -12,6 +12,12 @@ std::string errno_name(int err) {
     return "E" + std::to_string(err);
 }
 
+int errno_from_name(std::string_view name) {
+    for (int err = 1; err < 4096; ++err)
+        if (errno_name(err) == name) return err;
+    return 0;
+}
+
 void ErrorCounts::merge(const ErrorCounts& other) noexcept {
     for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
 }

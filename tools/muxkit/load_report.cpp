@@ -1,0 +1,121 @@
+// The summary of a load, shared by multi-connect and merge.
+#include "load_report.hpp"
+
+#include <fmt/format.h>
+
+namespace muxkit::cli {
+
+namespace {
+
+Json us_or_null(const Histogram& h, double p) {
+    if (h.count() == 0) return nullptr;
+    return static_cast<double>(h.percentile(p)) / 1000.0;
+}
+
+const Histogram& checked_latency(const LoadStats& s, LoadMode mode) {
+    return mode == LoadMode::connect ? s.connect_ns : s.rtt_ns;
+}
+
+}  // namespace
+
+LoadMode parse_mode(const std::string& name) {
+    for (LoadMode m : {LoadMode::echo, LoadMode::connect, LoadMode::request})
+        if (load_mode_name(m) == name) return m;
+    throw UsageError(fmt::format("invalid --mode '{}': use echo, connect or request", printable(name)));
+}
+
+double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
+
+Json latency_json(const Histogram& h, bool with_p999) {
+    Json j = {{"p50", us_or_null(h, 50)}, {"p90", us_or_null(h, 90)}, {"p99", us_or_null(h, 99)}};
+    if (with_p999) j["p999"] = us_or_null(h, 99.9);
+    j["max"] = h.count() ? Json(static_cast<double>(h.max()) / 1000.0) : Json(nullptr);
+    j["mean"] = h.count() ? Json(h.mean() / 1000.0) : Json(nullptr);
+    j["samples"] = h.count();
+    return j;
+}
+
+Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
+    std::vector<std::string> reasons;
+    if (s.interrupted && !check.allow_interrupt) reasons.push_back("interrupted before the run was complete");
+    if (s.established == 0) reasons.push_back("no connection established");
+    if (s.failures() > check.max_failures)
+        reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), check.max_failures));
+    const Histogram& h = checked_latency(s, mode);
+    if (check.max_p99) {
+        if (h.count() == 0) reasons.push_back("p99 not measured");
+        else if (h.percentile(99) > static_cast<std::uint64_t>(check.max_p99->count()))
+            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", h.percentile(99) / 1000.0,
+                                          static_cast<double>(check.max_p99->count()) / 1000.0));
+    }
+    Json j = {{"passed", reasons.empty()}, {"failures", s.failures()}, {"max_failures", check.max_failures}};
+    if (check.max_p99) {
+        j["p99_us"] = h.count() ? Json(static_cast<double>(h.percentile(99)) / 1000.0) : Json(nullptr);
+        j["max_p99_us"] = static_cast<double>(check.max_p99->count()) / 1000.0;
+    }
+    j["reasons"] = reasons;
+    return j;
+}
+
+Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& check, bool with_histograms) {
+    const bool connect = head.mode == LoadMode::connect;
+    const bool timed = s.service_ns.count() > 0;  // under --rate
+    auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
+    Json errors = Json::object();
+    errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
+    for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
+    if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
+    Json summary = {
+        {"target", head.target},
+        {"mode", load_mode_name(head.mode)},
+        {"model", head.model},
+        {"connections",
+         {{"requested", s.requested}, {"established", s.established}, {"failed", s.failed}, {"completed", s.completed}}},
+        {"messages", unless_connect({{"sent", s.sent},
+                                     {"received", s.received},
+                                     {"verify_failures", s.verify_failures},
+                                     {"timeouts", s.timeouts},
+                                     {"in_flight", s.in_flight},
+                                     {"lost", s.lost}})},
+        {"bytes", {{"sent", s.bytes_sent}, {"received", s.bytes_received}}},
+        {"failures_by_phase",
+         {{"connect", s.failed_connect},
+          {"send", unless_connect(s.failed_send)},
+          {"receive", unless_connect(s.failed_receive)},
+          {"verify", unless_connect(s.verify_failures)},
+          {"timeout", unless_connect(s.timeouts)}}},
+        {"connect_us", latency_json(s.connect_ns, connect)},
+        {"rtt_us", unless_connect(latency_json(s.rtt_ns, true))},
+        {"service_us", timed ? latency_json(s.service_ns, true) : Json(nullptr)},
+        {"throughput",
+         {{"messages_per_s", unless_connect(per_second(s.received, s.duration_s))},
+          {"bytes_per_s", unless_connect(per_second(s.bytes_received, s.duration_s))},
+          {"connections_per_s", per_second(s.established, s.duration_s)}}},
+        {"duration_s", s.duration_s},
+        {"interrupted", s.interrupted},
+        {"errors", errors},
+        {"settings", head.settings},
+        {"check", check},
+    };
+    if (with_histograms)
+        summary["histograms"] = {{"rtt", connect ? Json(nullptr) : Json(s.rtt_ns.encode())},
+                                 {"connect", s.connect_ns.encode()},
+                                 {"service", timed ? Json(s.service_ns.encode()) : Json(nullptr)},
+                                 {"unit", "ns"}};
+    return summary;
+}
+
+std::string percentiles_text(const LoadStats& s, LoadMode mode) {
+    const bool connect = mode == LoadMode::connect;
+    return fmt::format("{} percentile distribution (microseconds):\n{}", connect ? "connect_us" : "rtt_us",
+                       checked_latency(s, mode).percentile_distribution(1000.0));
+}
+
+Json percentiles_json(const LoadStats& s, LoadMode mode) {
+    Json rows = Json::array();
+    for (const auto& row : checked_latency(s, mode).percentile_rows())
+        rows.push_back({{"value_us", static_cast<double>(row.value) / 1000.0}, {"percentile", row.percentile}, {"total_count", row.total_count}});
+    return rows;
+}
+
+}  // namespace muxkit::cli

@@ -1,0 +1,44 @@
+// What multi-connect and merge report alike: a load's counts (LoadStats) in the multi-connect
+// summary shape, its check against --max-failures and --max-p99, and the percentile
+// distribution.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <muxkit/multi_connect.hpp>
+#include <muxkit/report.hpp>
+
+#include "cli.hpp"
+
+namespace muxkit::cli {
+
+LoadMode parse_mode(const std::string& name);  // throws UsageError
+double per_second(std::uint64_t n, double seconds);
+// p50, p90, p99 (p999), max, mean in microseconds and samples; null values when empty.
+Json latency_json(const Histogram& h, bool with_p999);
+
+struct LoadCheck {
+    std::uint64_t max_failures = 0;
+    std::optional<Duration> max_p99;
+    bool allow_interrupt = false;
+};
+// The check object (passed, failures, p99 against --max-p99, every reason it failed).
+Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
+
+// Target, mode and model name what ran; settings are the caller's.
+struct LoadHead {
+    Json target, model, settings;
+    LoadMode mode = LoadMode::echo;
+};
+// The summary in the multi-connect shape; keys the mode cannot fill are null. With histograms
+// (the JSON output, which merge reads), each whole-run histogram encoded.
+Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& check, bool with_histograms);
+
+// --percentiles: the .hgrm distribution (microseconds) of what --max-p99 checks in this mode.
+std::string percentiles_text(const LoadStats& s, LoadMode mode);
+Json percentiles_json(const LoadStats& s, LoadMode mode);
+
+}  // namespace muxkit::cli

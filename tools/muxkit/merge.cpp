@@ -1,0 +1,233 @@
+// muxkit merge: the multi-connect summaries of many load hosts as one report. Counts are summed
+// and histograms added, so every percentile is the one a single histogram of all samples gives.
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <muxkit/error.hpp>
+#include <muxkit/fd.hpp>
+#include <muxkit/units.hpp>
+
+#include "cli.hpp"
+#include "load_report.hpp"
+
+namespace muxkit::cli {
+
+namespace {
+
+struct MergeOptions {
+    std::vector<std::string> files;
+    std::string max_failures = "0", max_p99;
+    bool percentiles = false, allow_interrupt = false;
+    CommonOptions common;
+};
+
+struct Input {
+    std::string file;
+    Json summary;
+    LoadStats stats;
+    LoadMode mode = LoadMode::echo;
+};
+
+// A file that cannot be read is a runtime error (3); one that can but holds no multi-connect
+// summary is a usage error (2).
+std::string read_file(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(EISDIR)));
+    std::string data;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(errno)));
+        if (n == 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+    return data;
+}
+
+// The last summary line of a --json output; the other lines (events, intervals) are skipped.
+Json summary_of(const std::string& path, const std::string& text) {
+    Json found;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        Json j = Json::parse(line, nullptr, false);
+        if (j.is_object() && j.value("type", "") == "summary") found = std::move(j);
+    }
+    const std::string name = printable(path);
+    if (found.is_null())
+        throw UsageError(fmt::format("'{}' holds no summary: give the output of multi-connect --json (it is {})", name,
+                                     text.empty() ? "empty" : "cut short, or something else"));
+    if (found.value("command", "") != "multi-connect")
+        throw UsageError(fmt::format("'{}' is a summary of {}, not of multi-connect", name, printable(found.value("command", "?"))));
+    return found;
+}
+
+class Reader {
+public:
+    Reader(const std::string& file, const Json& summary) : file_(printable(file)), j_(summary) {}
+
+    std::uint64_t count(std::initializer_list<const char*> path) const {
+        const Json& v = at(path);
+        if (v.is_null()) return 0;  // a key the mode cannot fill
+        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0)) throw bad(path, "not a count");
+        return v.get<std::uint64_t>();
+    }
+    double number(std::initializer_list<const char*> path) const {
+        const Json& v = at(path);
+        if (!v.is_number()) throw bad(path, "not a number");
+        return v.get<double>();
+    }
+    const Json& at(std::initializer_list<const char*> path) const {
+        const Json* v = &j_;
+        for (const char* key : path) {
+            if (!v->is_object() || !v->contains(key)) throw bad(path, "missing");
+            v = &(*v)[key];
+        }
+        return *v;
+    }
+    // The whole-run histogram of a tag, its exact max and mean restored from the latency block.
+    Histogram histogram(const char* tag, const char* block) const {
+        const Json& text = at({"histograms", tag});
+        if (text.is_null()) return {};
+        if (!text.is_string()) throw bad({"histograms", tag}, "not a histogram");
+        Histogram h;
+        try {
+            h = Histogram::decode(text.get<std::string>());
+        } catch (const Histogram::DecodeError& e) {
+            throw UsageError(fmt::format("'{}': histograms.{} cannot be merged: {}", file_, tag, e.what()));
+        }
+        const Json& latency = at({block});
+        if (latency.is_object() && latency.value("samples", std::uint64_t{0}) != h.count())
+            throw UsageError(fmt::format("'{}': histograms.{} holds {} values but {}.samples is {}", file_, tag, h.count(), block,
+                                         latency.value("samples", std::uint64_t{0})));
+        if (h.count() && latency["max"].is_number() && latency["mean"].is_number())
+            h.set_exact(h.min(), static_cast<std::uint64_t>(latency["max"].get<double>() * 1000.0 + 0.5),
+                        latency["mean"].get<double>() * 1000.0);
+        return h;
+    }
+
+private:
+    UsageError bad(std::initializer_list<const char*> path, const char* what) const {
+        std::string key;
+        for (const char* k : path) key += (key.empty() ? "" : ".") + std::string(k);
+        return UsageError(fmt::format("'{}' is not a summary muxkit can merge: {} is {}", file_, key, what));
+    }
+    std::string file_;
+    const Json& j_;
+};
+
+Input read_input(const std::string& file) {
+    Input in{file, summary_of(file, read_file(file)), {}, LoadMode::echo};
+    const Reader r(file, in.summary);
+    const Json& mode = r.at({"mode"});
+    in.mode = parse_mode(mode.is_string() ? mode.get<std::string>() : "");
+    if (r.at({"histograms", "unit"}) != "ns")
+        throw UsageError(fmt::format("'{}': its histograms are not in nanoseconds", printable(file)));
+    LoadStats& s = in.stats;
+    s.requested = r.count({"connections", "requested"});
+    s.established = r.count({"connections", "established"});
+    s.failed = r.count({"connections", "failed"});
+    s.completed = r.count({"connections", "completed"});
+    if (in.mode != LoadMode::connect) {
+        s.sent = r.count({"messages", "sent"});
+        s.received = r.count({"messages", "received"});
+        s.verify_failures = r.count({"messages", "verify_failures"});
+        s.timeouts = r.count({"messages", "timeouts"});
+        s.in_flight = r.count({"messages", "in_flight"});
+        s.lost = r.count({"messages", "lost"});
+    }
+    s.bytes_sent = r.count({"bytes", "sent"});
+    s.bytes_received = r.count({"bytes", "received"});
+    s.failed_connect = r.count({"failures_by_phase", "connect"});
+    s.failed_send = r.count({"failures_by_phase", "send"});
+    s.failed_receive = r.count({"failures_by_phase", "receive"});
+    for (const auto& [name, n] : r.at({"errors"}).items()) {
+        if (!n.is_number_unsigned()) continue;
+        if (name == "unexpected_eof") s.unexpected_eof += n.get<std::uint64_t>();
+        else if (const int err = errno_from_name(name)) s.errors.add(err, n.get<std::uint64_t>());
+    }
+    s.rtt_ns = r.histogram("rtt", "rtt_us");
+    s.connect_ns = r.histogram("connect", "connect_us");
+    s.service_ns = r.histogram("service", "service_us");
+    s.duration_s = r.number({"duration_s"});
+    s.interrupted = r.at({"interrupted"}) == true;
+    return in;
+}
+
+// One value when every input has it, else the list of the different ones.
+Json common_value(const std::vector<Input>& inputs, const char* key) {
+    std::vector<Json> seen;
+    for (const Input& in : inputs) {
+        const Json& v = in.summary.contains(key) ? in.summary[key] : Json(nullptr);
+        if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+    }
+    return seen.size() == 1 ? seen.front() : Json(seen);
+}
+
+int run_merge_command(const MergeOptions& o) {
+    LoadCheck check;
+    check.max_failures = parse_count(o.max_failures, "--max-failures");
+    if (!o.max_p99.empty()) check.max_p99 = parse_duration(o.max_p99);
+    check.allow_interrupt = o.allow_interrupt;
+
+    std::vector<Input> inputs;
+    for (const std::string& file : o.files) inputs.push_back(read_input(file));
+    for (const Input& in : inputs)
+        if (in.mode != inputs.front().mode)
+            throw UsageError(fmt::format("'{}' ran --mode {} but '{}' --mode {}: merge runs of one mode", printable(in.file),
+                                         load_mode_name(in.mode), printable(inputs.front().file),
+                                         load_mode_name(inputs.front().mode)));
+    LoadStats total;
+    Json listed = Json::array();
+    for (const Input& in : inputs) {
+        total.merge(in.stats);
+        listed.push_back({{"file", in.file},
+                          {"target", in.summary["target"]},
+                          {"established", in.stats.established},
+                          {"messages", in.mode == LoadMode::connect ? Json(nullptr) : Json(in.stats.received)}});
+    }
+    const LoadMode mode = inputs.front().mode;
+    Output out("merge", o.common);
+    const Json checked = check_json(total, mode, check);
+    Json summary = load_summary_json(total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode},
+                                     checked, o.common.json);
+    summary["hosts"] = inputs.size();
+    summary["inputs"] = listed;
+    if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(total, mode);
+    out.summary(std::move(summary));
+    if (o.percentiles && !o.common.json) write_stdout(percentiles_text(total, mode));
+    return checked["passed"].get<bool>() ? kOk : kCheckFailed;
+}
+
+}  // namespace
+
+Subcommand setup_merge(CLI::App& parent) {
+    auto o = std::make_shared<MergeOptions>();
+    CLI::App* app = parent.add_subcommand("merge", "combine multi-connect summaries from many load hosts: exact percentiles");
+    app->add_option("file", o->files, "multi-connect --json outputs (the summary line of each is read)")
+        ->type_name("FILE")
+        ->required();
+    app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated in all, before exit 1")
+        ->type_name("N")
+        ->capture_default_str();
+    app->add_option("--max-p99", o->max_p99, "exit 1 if the merged p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
+    app->add_flag("--percentiles", o->percentiles, "add the full percentile distribution (HdrHistogram .hgrm) to the report");
+    app->add_flag("--allow-interrupt", o->allow_interrupt, "an input whose run was interrupted may still pass");
+    add_common_options(*app, o->common);
+    return {app, [o] { return run_merge_command(*o); }, &o->common};
+}
+
+}  // namespace muxkit::cli
