@@ -94,3 +94,31 @@ BOOST_AUTO_TEST_CASE(data_from_peers_is_never_a_format_string) {
     BOOST_TEST(s.exit_code == 0);
     BOOST_TEST(s.out.find("%n") == std::string::npos);  // the server reports counts, never data
 }
+
+// A mistyped subcommand or option gets the name that was meant; an option before its
+// subcommand is blamed, not the subcommand; `muxkit help SUBCOMMAND` is the subcommand's help.
+BOOST_AUTO_TEST_CASE(mistyped_names_get_the_name_that_was_meant) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"echo-sever"}, "unknown subcommand 'echo-sever': did you mean 'echo-server'?"},
+        {{"-V"}, "unknown option '-V': did you mean '--version'?"},
+        {{}, "a subcommand is required: echo-server, multi-connect, merge, fd-watch, pipe-test"},
+        {{"--json", "echo-server"}, "'--json' goes after the subcommand: muxkit echo-server --json"},
+        {{"echo-server", "--modle", "epoll"}, "unknown option '--modle': did you mean '--model'?"},
+        {{"multi-connect", "--conections=3"}, "unknown option '--conections': did you mean '--connections'?"},
+        {{"multi-connect", "127.0.0.1", "7007"}, "give the address as one operand, 127.0.0.1:7007"},
+        {{"echo-server", "--threads", "x"}, "could not convert: --threads = x"},
+        {{"help", "echo"}, "no subcommand 'echo': did you mean 'echo-server'?"},
+    };
+    for (const auto& [args, message] : cases) {
+        RunResult r = run_muxkit(args);
+        BOOST_TEST(r.exit_code == 2, message << ": " << r.err);
+        BOOST_TEST(r.err.find(message) != std::string::npos, message << " not in: " << r.err);
+        BOOST_TEST(r.err.find("error: ") != std::string::npos, r.err);
+    }
+    RunResult help = run_muxkit({"help", "multi-connect"});
+    BOOST_TEST(help.exit_code == 0);
+    BOOST_TEST(help.out.find("--mode") != std::string::npos);
+    RunResult top = run_muxkit({"help"});
+    BOOST_TEST(top.exit_code == 0);
+    BOOST_TEST(top.out.find("merge") != std::string::npos);
+}
