@@ -125,21 +125,6 @@ BOOST_AUTO_TEST_CASE(a_closed_stdout_ends_quietly_and_a_full_one_is_a_runtime_er
     }
 }
 
-// The man page's own example: a server or watcher that has nothing more to write still learns
-// that its reader left, and ends (exit 0) instead of waiting for ever.
-BOOST_AUTO_TEST_CASE(a_reader_that_leaves_ends_a_quiet_server_or_watcher) {
-    TempDir dir;
-    const std::string fifo = dir.path + "/f";
-    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    for (std::string cmd : {std::string("echo-server 127.0.0.1:0 --json"), std::string("echo-server 127.0.0.1:0 -m fork"),
-                            "fd-watch --json listen:127.0.0.1:0 fifo:" + fifo}) {
-        RunResult r = sh(fmt::format("bash -c '{} {} | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}'", kMuxkit, cmd), 15s);
-        BOOST_TEST(!r.timed_out, cmd);
-        BOOST_TEST(r.out == "0\n", cmd << ": " << r.out << r.err);
-        BOOST_TEST(r.err.empty(), cmd << ": " << r.err);
-    }
-}
-
 BOOST_AUTO_TEST_CASE(peer_chosen_socket_paths_never_reach_the_terminal_raw) {
     TempDir dir;
     const std::string server_path = dir.path + "/s";

@@ -51,11 +51,6 @@ OutputError::OutputError(int err)
 
 int stdout_error() noexcept { return first_stdout_error.load(); }
 
-void note_stdout_closed() noexcept {
-    int expected = 0;
-    first_stdout_error.compare_exchange_strong(expected, EPIPE);
-}
-
 void write_stdout(std::string_view text) {
     if (int err = first_stdout_error.load()) throw OutputError(err);
     std::fwrite(text.data(), 1, text.size(), stdout);

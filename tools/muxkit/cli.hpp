@@ -28,10 +28,6 @@ void add_common_options(CLI::App& app, CommonOptions& opts);
 // Installs the handlers that turn SIGINT, SIGTERM, SIGUSR1 and SIGCHLD into SignalPipe notices
 // (called by the subcommands that run until stopped).
 void forward_signals();
-// For the subcommands that run until stopped (echo-server, fd-watch): when stdout is a pipe or
-// socket whose reader went away (`| head -n 1`), the run stops as if asked, and ends quietly
-// with exit 0, as SIGPIPE would end it if it were not ignored.
-void stop_when_stdout_closes();
 // --threads: between 1 and 256 event loops; throws UsageError otherwise.
 void check_threads(unsigned threads);
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).
@@ -73,7 +69,6 @@ private:
 // The first errno that writing stdout met, 0 when none: a run that caught the OutputError
 // (a loop thread) still ends with the right exit code.
 int stdout_error() noexcept;
-void note_stdout_closed() noexcept;  // the reader of stdout went away (as a write's EPIPE says)
 
 // Writes all of text to stdout in one call and flushes; throws OutputError.
 void write_stdout(std::string_view text);

@@ -126,7 +126,6 @@ int run_echo_server_command(const EchoServerOptions& o) {
         out.warning(fmt::format("store {} is open to other users (mode {:04o}); new stores are created 0600", printable(config.store->path),
                                 st.st_mode & 07777));
     forward_signals();
-    stop_when_stdout_closes();
     // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
     if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
     EchoServerStats s = run_echo_server(config, reporter);

@@ -88,7 +88,6 @@ int run_fd_watch_command(const FdWatchOptions& o) {
     Output out("fd-watch", o.common);
     Printer printer(out, cfg.show);
     forward_signals();
-    stop_when_stdout_closes();
     WatchSummary s = run_watch(cfg, printer);
     Json by_source = Json::object();
     for (const auto& [name, counts] : s.by_source) {
