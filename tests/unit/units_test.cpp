@@ -39,10 +39,16 @@ BOOST_AUTO_TEST_CASE(duration_accepts_every_unit_and_bare_seconds) {
     BOOST_TEST(parse_duration("3").count() == Duration(3s).count());
     BOOST_TEST(parse_duration("0.5").count() == Duration(500ms).count());
     BOOST_TEST(parse_duration("0").count() == 0);
+    BOOST_TEST(parse_duration("1m30s").count() == Duration(90s).count());
+    BOOST_TEST(parse_duration("1h2m3.5s").count() == Duration(3723500ms).count());
+    BOOST_TEST(parse_duration("2sec").count() == Duration(2s).count());
+    BOOST_TEST(parse_duration("1.5min").count() == Duration(90s).count());
+    BOOST_TEST(parse_duration("1e3ms").count() == Duration(1s).count());
+    BOOST_TEST(parse_duration("10msec").count() == Duration(10ms).count());
 }
 
 BOOST_AUTO_TEST_CASE(duration_rejects_malformed_values) {
-    for (auto bad : {"", "s", "-5s", "5x", "5 s", "1.2.3s", "ms"}) BOOST_CHECK_THROW(parse_duration(bad), UsageError);
+    for (auto bad : {"", "s", "-5s", "5x", "5 s", "1.2.3s", "ms", "1m30", "1e", "1e3x"}) BOOST_CHECK_THROW(parse_duration(bad), UsageError);
 }
 
 BOOST_AUTO_TEST_CASE(count_enforces_range) {
@@ -56,6 +62,12 @@ BOOST_AUTO_TEST_CASE(count_enforces_range) {
 BOOST_AUTO_TEST_CASE(rate_must_be_positive) {
     BOOST_TEST(parse_rate("1000", "rate") == 1000.0);
     BOOST_TEST(parse_rate("2.5", "rate") == 2.5);
+    BOOST_TEST(parse_rate("10k", "rate") == 10000.0);
+    BOOST_TEST(parse_rate("1.5M", "rate") == 1.5e6);
+    BOOST_TEST(parse_rate("1e3", "rate") == 1000.0);
+    BOOST_TEST(parse_rate("20k/s", "rate") == 20000.0);
+    BOOST_TEST(parse_rate("7/s", "rate") == 7.0);
+    BOOST_CHECK_THROW(parse_rate("10x", "rate"), UsageError);
     BOOST_CHECK_THROW(parse_rate("0", "rate"), UsageError);
     BOOST_CHECK_THROW(parse_rate("-1", "rate"), UsageError);
     BOOST_CHECK_THROW(parse_rate("fast", "rate"), UsageError);

@@ -13,12 +13,13 @@ using Duration = std::chrono::nanoseconds;
 
 // Bytes with an optional binary suffix K, M, G (or KiB, MiB, GiB; any case): "4K" is 4096.
 std::uint64_t parse_size(std::string_view text);
-// "250us", "500ms", "5s", "2m", "1h"; a bare number is seconds (fractions allowed).
+// "250us", "500ms", "5s", "2m", "1h", "1m30s", "2sec", "1e3ms"; a bare number is seconds
+// (fractions allowed).
 Duration parse_duration(std::string_view text);
 // A whole number in [min, max]; what names the value in the error message.
 std::uint64_t parse_count(std::string_view text, std::string_view what, std::uint64_t min = 0,
                           std::uint64_t max = UINT64_MAX);
-// A positive rate per second, fractions allowed.
+// A positive rate per second: "1000", "2.5", "10k", "1.5M", "1e3", "20k/s" (k, M, G decimal).
 double parse_rate(std::string_view text, std::string_view what);
 // "a,b,,c" -> {"a", "b", "", "c"}: the items of a comma-separated list, empty ones kept.
 std::vector<std::string_view> split_list(std::string_view text);
