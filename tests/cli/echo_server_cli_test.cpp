@@ -273,6 +273,7 @@ BOOST_AUTO_TEST_CASE(usage_error_under_json_is_also_a_json_error_object) {
     BOOST_REQUIRE(lines.size() == 1u);
     BOOST_TEST(lines[0]["type"].get<std::string>() == "error");
     BOOST_TEST(lines[0]["exit"].get<int>() == 2);
+    BOOST_TEST(lines[0]["command"] == "echo-server");
     BOOST_TEST(lines[0]["message"].get<std::string>().find("12Q") != std::string::npos);
 }
 
@@ -362,7 +363,7 @@ BOOST_AUTO_TEST_CASE(duration_ends_the_run_on_time) {
     BOOST_CHECK(took < 3s);
     Json s = summary_of(r);
     BOOST_TEST(s["duration_s"].get<double>() >= 0.3);
-    BOOST_TEST(s["schema_version"].get<int>() == 1);
+    BOOST_TEST(s["schema_version"].get<int>() == 2);
     BOOST_TEST(s["environment"]["pipe_buf"].get<int>() == 4096);
 }
 
@@ -532,4 +533,17 @@ BOOST_AUTO_TEST_CASE(help_and_version_go_to_stdout_with_exit_0) {
     RunResult v = run_muxkit({"--version"});
     BOOST_TEST(v.exit_code == 0);
     BOOST_TEST(v.out.starts_with("muxkit "));
+}
+
+BOOST_AUTO_TEST_CASE(threads_are_named_in_the_listening_line_and_the_summary) {
+    Child server({"echo-server", "127.0.0.1:0", "-m", "epoll", "--threads", "2", "--json"});
+    Json listening = Json::parse(server.read_line());
+    BOOST_TEST(listening["type"] == "listening");
+    BOOST_TEST(listening["threads"] == 2);
+    server.signal(SIGTERM);
+    BOOST_TEST(summary_of(server.wait(10s))["threads"] == 2);
+    Child text({"echo-server", "127.0.0.1:0", "-m", "poll", "--threads", "3"});
+    BOOST_TEST(text.read_line().ends_with("(model poll, 3 threads)"));
+    text.signal(SIGTERM);
+    text.wait(10s);
 }

@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(request_mode_under_rate_is_timed_from_when_each_request_was
     BOOST_TEST(r.exit_code == 0, r.err);
     Json s = summary_of(r);
     BOOST_TEST(s["messages"]["received"] == 40);
-    BOOST_TEST(s["settings"]["rate"] == 100.0);
+    BOOST_TEST(s["settings"]["rate_per_s"] == 100.0);
     BOOST_TEST(s["duration_s"].get<double>() >= 0.35);  // 40 requests at 100/s: the last is due at 0.39 s
 }
 

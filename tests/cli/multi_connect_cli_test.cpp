@@ -215,7 +215,7 @@ BOOST_DATA_TEST_CASE(rate_paces_messages_and_intervals_are_reported, bdata::make
     int received = s["messages"]["received"].get<int>();
     BOOST_TEST(received >= 400);  // 500/s for 1 s, less what was still due at the end
     BOOST_TEST(received <= 510);
-    BOOST_TEST(s["settings"]["rate"].get<double>() == 500.0);
+    BOOST_TEST(s["settings"]["rate_per_s"].get<double>() == 500.0);
 }
 
 BOOST_AUTO_TEST_CASE(max_p99_below_any_real_round_trip_exits_1) {
@@ -306,6 +306,7 @@ BOOST_AUTO_TEST_CASE(unresolvable_host_is_a_runtime_error) {
     BOOST_REQUIRE(lines.size() == 1u);
     BOOST_TEST(lines[0]["type"] == "error");
     BOOST_TEST(lines[0]["exit"] == 3);
+    BOOST_TEST(lines[0]["command"] == "multi-connect");
 }
 
 BOOST_DATA_TEST_CASE(thousands_of_connections_against_epoll_server, bdata::make(with_io_uring({"epoll"}, {"io_uring/2"})), variant) {

@@ -93,7 +93,7 @@ void Output::summary(Json object) {
     Json full = Json::object();
     full["type"] = "summary";
     full["command"] = command_;
-    full["schema_version"] = 1;
+    full["schema_version"] = 2;  // 2: a unit in every key (t_s, rate_per_s, duration_s), command in errors
     for (auto it = object.begin(); it != object.end(); ++it) full[it.key()] = it.value();
     full["environment"] = environment_info();
     if (opts_.json) {

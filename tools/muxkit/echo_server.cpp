@@ -51,11 +51,12 @@ Json stats_json(const EchoServerStats& s) {
 
 class Reporter : public EchoServerObserver {
 public:
-    explicit Reporter(Output& out) : out_(out) {}
+    Reporter(Output& out, unsigned threads) : out_(out), threads_(threads) {}
     void on_listening(const std::string& address, Model model) override {
         auto m = model_name(model);
-        out_.event({{"type", "listening"}, {"address", address}, {"model", m}},
-                   fmt::format("listening on {} (model {})", address, m));
+        out_.event({{"type", "listening"}, {"address", address}, {"model", m}, {"threads", threads_}},
+                   threads_ > 1 ? fmt::format("listening on {} (model {}, {} threads)", address, m, threads_)
+                                : fmt::format("listening on {} (model {})", address, m));
     }
     void on_stats(const EchoServerStats& s) override {
         Json j = stats_json(s);
@@ -83,6 +84,7 @@ public:
 
 private:
     Output& out_;
+    unsigned threads_;
 };
 
 int run_echo_server_command(const EchoServerOptions& o) {
@@ -119,7 +121,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
 
     Output out("echo-server", o.common);
-    Reporter reporter(out);
+    Reporter reporter(out, config.threads);
     // A store that others can read holds what every client sent: say so (a new one is 0600).
     struct stat st {};
     if (config.store && ::stat(config.store->path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
@@ -129,7 +131,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
     if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
     EchoServerStats s = run_echo_server(config, reporter);
-    Json summary = {{"model", model_name(config.model)}};
+    Json summary = {{"model", model_name(config.model)}, {"threads", config.threads}};
     Json body = stats_json(s);
     for (auto it = body.begin(); it != body.end(); ++it) summary[it.key()] = it.value();
     if (config.store)

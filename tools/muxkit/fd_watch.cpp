@@ -4,6 +4,7 @@
 #include <muxkit/error.hpp>
 #include <muxkit/units.hpp>
 #include <muxkit/fd_watch.hpp>
+#include <muxkit/process.hpp>
 
 #include "cli.hpp"
 
@@ -41,13 +42,18 @@ class Printer : public WatchObserver {
 public:
     Printer(Output& out, Show show) : out_(out), show_(show) {}
     void on_event(const WatchEvent& e) override {
-        Json j = {{"type", "event"}, {"t", e.t}, {"fd", e.fd >= 0 ? Json(e.fd) : Json(nullptr)}};
+        Json j = {{"type", "event"}, {"t_s", e.t}, {"fd", e.fd >= 0 ? Json(e.fd) : Json(nullptr)}};
         if (!e.source.empty()) j["source"] = e.source;
         if (!e.kind.empty()) j["kind"] = e.kind;
         j["event"] = e.event;
         j["bytes"] = e.bytes;
         if (!e.peer.empty()) j["peer"] = e.peer;
-        if (!e.status.empty()) j["status"] = e.status;
+        if (e.event == "exited") {
+            if (e.signal) j["signal"] = signal_name(e.signal);
+            else j["exit_code"] = e.exit_code;
+        } else if (!e.status.empty()) {
+            j["status"] = e.status;
+        }
         if ((show_ == Show::text || show_ == Show::hex) && (e.event == "readable" || e.event == "exception"))
             j["data"] = e.data;
         std::string line;
@@ -108,7 +114,7 @@ int run_fd_watch_command(const FdWatchOptions& o) {
 
 Subcommand setup_fd_watch(CLI::App& parent) {
     auto o = std::make_shared<FdWatchOptions>();
-    CLI::App* app = parent.add_subcommand("fd-watch", "watch file descriptors with select() and report readiness events");
+    CLI::App* app = parent.add_subcommand("fd-watch", "watch file descriptors (select, poll or epoll) and report readiness events");
     app->add_option("source", o->sources,
                     "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND")->type_name("SOURCE");
     app->add_option("-e,--events", o->events, "sets to watch: r (read), w (write), x (exception), comma-separated")->type_name("SETS")

@@ -135,7 +135,7 @@ int report_error(const std::string& sub, bool json, int exit_code, const std::st
     // One line, escaped: a message can carry file names and addresses that came from outside.
     fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", one_line(message));
     if (json) {
-        Json e = {{"type", "error"}, {"exit", exit_code}, {"message", message}};
+        Json e = {{"type", "error"}, {"command", sub.empty() ? Json(nullptr) : Json(sub)}, {"exit", exit_code}, {"message", message}};
         fmt::print("{}\n", render_json(e));
     }
     return exit_code;

@@ -91,7 +91,7 @@ public:
         if (config_.mode == LoadMode::connect) {
             const double rate = per_second(s.established, s.duration_s);
             Json j = {{"type", "interval"},
-                      {"t", t},
+                      {"t_s", t},
                       {"connections", s.established},
                       {"connections_per_s", rate},
                       {"connect_us", latency_json(s.connect_ns, false)},
@@ -103,7 +103,7 @@ public:
         }
         double rate = per_second(s.received, s.duration_s);
         Json j = {{"type", "interval"},
-                  {"t", t},
+                  {"t_s", t},
                   {"messages", s.received},
                   {"messages_per_s", rate},
                   {"bytes_per_s", per_second(s.bytes_received, s.duration_s)},
@@ -262,7 +262,8 @@ Json settings_json(const LoadConfig& config) {
         {"size", unless_connect(config.size)},
         {"pipeline", unless_connect(config.pipeline)},
         {connect ? "connects_per_connection" : "messages_per_connection", config.duration ? Json(nullptr) : Json(config.messages)},
-        {"rate", config.rate ? Json(*config.rate) : Json(nullptr)},
+        {"rate_per_s", config.rate ? Json(*config.rate) : Json(nullptr)},
+        {"connect_rate_per_s", config.connect_rate ? Json(*config.connect_rate) : Json(nullptr)},
         {"verify", unless_connect(config.verify && (config.mode != LoadMode::request || config.expect.has_value()))},
         {"threads", config.threads}};
     if (config.mode == LoadMode::request) settings["expect_bytes"] = config.expect ? Json(config.expect->size()) : Json(nullptr);
@@ -377,7 +378,7 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     app->add_option("--hdr-log", o->hdr_log, "write an HdrHistogram interval log (rtt, connect; nanoseconds) to FILE")
         ->type_name("FILE");
     app->add_flag("--percentiles", o->percentiles, "add the full percentile distribution (HdrHistogram .hgrm) to the report");
-    app->add_flag("-i,--interactive", o->interactive, "send each line of stdin, print the echo");
+    app->add_flag("-i,--interactive", o->interactive, "send what arrives on stdin as it comes, write the echo to stdout");
     app->add_flag("--allow-interrupt", o->allow_interrupt,
                   "a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)");
     add_common_options(*app, o->common);

@@ -55,7 +55,9 @@ struct WatchEvent {
     std::uint64_t bytes = 0;
     std::string data;    // what was read, with --show text or hex
     std::string peer;    // accepted
-    std::string status;  // exited: "exit 0", "killed by SIGTERM"
+    std::string status;  // exited: "exit 0", "killed by SIGTERM"; error: the errno name
+    int exit_code = 0;   // exited normally: its code
+    int signal = 0;      // exited: the signal that killed it
     int error = 0;       // error: errno
 };
 

@@ -355,7 +355,10 @@ private:
             ev.source = e.name;
             ev.kind = "process";
             ev.event = "exited";
-            ev.status = decode_status(status).to_string();
+            const ExitStatus st = decode_status(status);
+            ev.status = st.to_string();
+            ev.exit_code = st.code;
+            ev.signal = st.signal;
             emit(ev);
         }
     }

@@ -66,7 +66,7 @@ ScenarioResult throughput_row(const PipeTestConfig& cfg, std::size_t block, Meth
     r.measured = {{"block_size", block},
                   {"method", method_name(method)},
                   {"bytes", got},
-                  {"seconds", seconds},
+                  {"duration_s", seconds},
                   {"bytes_per_s", seconds > 0 ? static_cast<double>(got) / seconds : 0.0}};
     if (!complete || !st.exited || st.code) r.measured["child"] = st.to_string();
     return r;
