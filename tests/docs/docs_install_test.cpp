@@ -163,8 +163,9 @@ BOOST_AUTO_TEST_CASE(install_puts_every_file_in_place_and_find_package_works) {
     BOOST_REQUIRE_MESSAGE(inst.exit_code == 0, inst.out);
     for (std::string f : {"bin/muxkit", "include/muxkit/event_loop.hpp", "share/man/man1/muxkit.1",
                           "share/man/man1/muxkit-echo-server.1", "share/man/man1/muxkit-multi-connect.1",
-                          "share/man/man1/muxkit-fd-watch.1", "share/man/man1/muxkit-pipe-test.1",
+                          "share/man/man1/muxkit-fd-watch.1", "share/man/man1/muxkit-pipe-test.1", "share/man/man1/muxkit-merge.1",
                           "share/bash-completion/completions/muxkit", "share/zsh/site-functions/_muxkit",
+                          "share/zsh/vendor-completions/_muxkit",
                           "share/fish/vendor_completions.d/muxkit.fish", "lib/cmake/muxkit/muxkitConfig.cmake"})
         BOOST_TEST(fs::exists(prefix.path + "/" + f), f);
     // The installed headers are exactly the public ones, and none needs a private one.
@@ -206,6 +207,10 @@ BOOST_AUTO_TEST_CASE(cpack_builds_a_debian_package_with_every_file) {
     RunResult list = sh(fmt::format("dpkg-deb -c {}/*.deb", out.path));
     BOOST_TEST(list.exit_code == 0);
     for (std::string f : {"./usr/bin/muxkit", "./usr/share/man/man1/muxkit.1", "./usr/share/bash-completion/completions/muxkit",
-                          "./usr/share/zsh/site-functions/_muxkit", "./usr/share/fish/vendor_completions.d/muxkit.fish"})
+                          "./usr/share/zsh/site-functions/_muxkit", "./usr/share/zsh/vendor-completions/_muxkit",
+                          "./usr/share/fish/vendor_completions.d/muxkit.fish"})
         BOOST_TEST(list.out.find(f) != std::string::npos, f);
+    // Debian's zsh searches vendor-completions; the library needs zlib at run time.
+    RunResult depends = sh(fmt::format("dpkg-deb -f {}/*.deb Depends", out.path));
+    BOOST_TEST(depends.out.find("zlib1g") != std::string::npos, depends.out);
 }
