@@ -28,9 +28,23 @@ BOOST_AUTO_TEST_CASE(host_port_ipv6_and_unix_forms) {
     BOOST_TEST(Address::parse("0.0.0.0:65535").port == 65535);
 }
 
+BOOST_AUTO_TEST_CASE(udp_addresses_are_inet_addresses_of_datagram_sockets) {
+    Address a = Address::parse("udp:127.0.0.1:7007");
+    BOOST_TEST((a.kind == Address::Kind::udp));
+    BOOST_TEST(a.datagram());
+    BOOST_TEST(a.host == "127.0.0.1");
+    BOOST_TEST(a.port == 7007);
+    BOOST_TEST(a.to_string() == "udp:127.0.0.1:7007");
+    Address b = Address::parse("udp:[::1]:53");
+    BOOST_TEST(b.host == "::1");
+    BOOST_TEST(b.to_string() == "udp:[::1]:53");
+    BOOST_TEST(Address::parse("udp:9").host == "127.0.0.1");  // a bare port is loopback, as for TCP
+    BOOST_TEST(!Address::parse("127.0.0.1:7").datagram());
+}
+
 BOOST_AUTO_TEST_CASE(malformed_addresses_are_usage_errors_naming_the_input) {
     for (auto bad : {"", "host", ":80", "host:", "host:http", "1.2.3.4:65536", "::1:80", "[::1]80", "[::1", "[]:80",
-                     "[nothost]:80", "unix:", "host:-1"}) {
+                     "[nothost]:80", "unix:", "host:-1", "udp:", "udp:host", "udp:unix:/tmp/s", "udp:udp:1", "udp:[::1]"}) {
         try {
             Address::parse(bad);
             BOOST_FAIL("accepted '" << bad << "'");

@@ -1,4 +1,5 @@
-// Address: what the user wrote (HOST:PORT, [V6]:PORT, PORT, unix:PATH); Endpoint: a resolved socket address.
+// Address: what the user wrote (HOST:PORT, [V6]:PORT, PORT, unix:PATH, udp:HOST:PORT); Endpoint: a
+// resolved socket address.
 #pragma once
 
 #include <cstdint>
@@ -11,15 +12,16 @@
 namespace muxkit {
 
 struct Address {
-    enum class Kind { inet, unix_path };
+    enum class Kind { inet, unix_path, udp };
     Kind kind = Kind::inet;
-    std::string host;  // without brackets; inet only
+    std::string host;  // without brackets; inet and udp
     std::uint16_t port = 0;
     std::string path;  // unix only
 
     // Throws UsageError naming the input and what is wrong with it.
     static Address parse(std::string_view text);
     std::string to_string() const;
+    bool datagram() const noexcept { return kind == Kind::udp; }
 };
 
 struct Endpoint {

@@ -14,6 +14,11 @@ namespace muxkit {
 // reuse_port: SO_REUSEPORT, so several sockets (one per event loop) share the address.
 Fd listen_on(const Endpoint& endpoint, int backlog, bool reuse_port = false);
 
+// A bound datagram socket (SO_REUSEADDR, IPV6_V6ONLY as listen_on; reuse_port: SO_REUSEPORT, and
+// the kernel spreads the senders over the sockets by their address). Throws SystemError
+// "cannot listen on udp:ADDR: why".
+Fd bind_datagram(const Endpoint& endpoint, bool reuse_port = false);
+
 struct Accepted {
     Fd fd;
     int err = 0;  // EAGAIN when nothing is pending, EMFILE, ECONNABORTED, ...
@@ -27,8 +32,13 @@ struct Connecting {
     bool in_progress = false;  // EINPROGRESS: wait for writability, then read socket_error()
 };
 Connecting connect_nonblocking(const Endpoint& endpoint) noexcept;
+// A datagram socket connected to endpoint (a local step: nothing is sent); err on failure. Its
+// receive queue holds at least receive_room bytes of datagrams, as far as net.core.rmem_max lets.
+Connecting connect_datagram(const Endpoint& endpoint, std::size_t receive_room = 0) noexcept;
 
 int socket_error(int fd) noexcept;  // SO_ERROR: the outcome of a non-blocking connect
+// Datagrams the kernel dropped for this socket (its receive queue was full), 0 if unknown.
+std::uint64_t socket_drops(int fd) noexcept;
 
 // A connect that waits at most timeout (and no longer once a stop is requested): err is 0 when
 // connected, else the errno (ETIMEDOUT when the time ran out). The socket stays non-blocking.

@@ -48,6 +48,24 @@ Address Address::parse(std::string_view text) {
                                          sizeof(sockaddr_un::sun_path) - 1));
         return a;
     }
+    if (text.starts_with("udp:")) {
+        // The inet rules after the prefix; a bare port means loopback, as for TCP.
+        std::string_view rest = text.substr(4);
+        if (rest.empty()) throw UsageError(fmt::format("invalid address '{}': expected udp:HOST:PORT or udp:[IPV6]:PORT", text));
+        if (rest.starts_with("unix:") || rest.starts_with("udp:"))
+            throw UsageError(fmt::format("invalid address '{}': expected udp:HOST:PORT or udp:[IPV6]:PORT", text));
+        try {
+            a = parse(rest);
+        } catch (const UsageError& e) {  // the same reason, naming what the user wrote
+            std::string why = e.what();
+            const std::string inner = fmt::format("'{}'", rest);
+            if (auto at = why.find(inner); at != std::string::npos) why.replace(at, inner.size(), fmt::format("'{}'", text));
+            throw UsageError(why);
+        }
+        if (a.kind != Kind::inet) throw UsageError(fmt::format("invalid address '{}': expected udp:HOST:PORT or udp:[IPV6]:PORT", text));
+        a.kind = Kind::udp;
+        return a;
+    }
     if (all_digits(text)) {
         a.host = "127.0.0.1";
         a.port = parse_port(text, text);
@@ -81,8 +99,9 @@ Address Address::parse(std::string_view text) {
 
 std::string Address::to_string() const {
     if (kind == Kind::unix_path) return "unix:" + path;
-    if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
-    return fmt::format("{}:{}", host, port);
+    const char* scheme = kind == Kind::udp ? "udp:" : "";
+    if (host.find(':') != std::string::npos) return fmt::format("{}[{}]:{}", scheme, host, port);
+    return fmt::format("{}{}:{}", scheme, host, port);
 }
 
 Endpoint Endpoint::from(const sockaddr* sa, socklen_t len) {
@@ -134,7 +153,7 @@ std::vector<Endpoint> resolve(const Address& address, bool passive) {
     }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = address.datagram() ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     addrinfo* res = nullptr;
     std::string port = std::to_string(address.port);

@@ -1,9 +1,11 @@
 #include "muxkit/socket.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -52,6 +54,44 @@ Fd listen_on(const Endpoint& endpoint, int backlog, bool reuse_port) {
     return fd;
 }
 
+Fd bind_datagram(const Endpoint& endpoint, bool reuse_port) {
+    const std::string where = "cannot listen on udp:" + endpoint.to_string();
+    Fd fd(::socket(endpoint.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throw_errno(where);
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) throw_errno(where);
+    if (endpoint.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    // Every sender shares this queue: the default (about 200 small datagrams) overflows, and the
+    // kernel drops, under a few hundred in flight. The kernel caps it at net.core.rmem_max.
+    const int room = 4 << 20;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
+    if (::bind(fd.get(), endpoint.sa(), endpoint.length) != 0) throw_errno(where);
+    return fd;
+}
+
+Connecting connect_datagram(const Endpoint& endpoint, std::size_t receive_room) noexcept {
+    Connecting c;
+    c.fd = Fd(::socket(endpoint.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!c.fd) {
+        c.err = errno;
+        return c;
+    }
+    int have = 0;
+    socklen_t len = sizeof have;
+    if (receive_room > 0 && ::getsockopt(c.fd.get(), SOL_SOCKET, SO_RCVBUF, &have, &len) == 0 &&
+        static_cast<std::size_t>(have) < receive_room) {
+        const int want = static_cast<int>(std::min<std::size_t>(receive_room, 64u << 20));
+        ::setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    }
+    if (::connect(c.fd.get(), endpoint.sa(), endpoint.length) != 0) {
+        c.err = errno;
+        c.fd.reset();
+    }
+    return c;
+}
+
 Accepted accept_connection(int listen_fd) noexcept {
     for (;;) {
         int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -83,6 +123,13 @@ int socket_error(int fd) noexcept {
     socklen_t len = sizeof err;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
     return err;
+}
+
+std::uint64_t socket_drops(int fd) noexcept {
+    std::uint32_t info[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(std::uint32_t)) return 0;
+    return info[SK_MEMINFO_DROPS];
 }
 
 Endpoint local_endpoint(int fd) {
