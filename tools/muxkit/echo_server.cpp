@@ -12,6 +12,10 @@ namespace muxkit::cli {
 
 namespace {
 
+bool is_loopback_host(const std::string& host) {
+    return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 struct EchoServerOptions {
     std::vector<std::string> addresses;
     std::string model = "epoll";
@@ -44,6 +48,10 @@ Json stats_json(const EchoServerStats& s) {
             {"emfile", s.refused_emfile},
             {"fork_failed", s.refused_fork_failed}}}}},
         {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}, {"unsent", s.bytes_unsent}}},
+        {"datagrams",
+         {{"in", s.datagrams.in}, {"out", s.datagrams.out}, {"truncated", s.datagrams.truncated}, {"dropped", s.datagrams.dropped},
+          {"overflowed", s.datagrams.overflowed}}},
+        {"peers", s.peers},
         {"errors", errors},
         {"duration_s", s.duration_s},
     };
@@ -63,11 +71,19 @@ public:
         j.erase("errors");
         Json line = {{"type", "stats"}};
         for (auto it = j.begin(); it != j.end(); ++it) line[it.key()] = it.value();
-        out_.event(line, fmt::format("stats t={:.1f}s connections={} peak={} accepted={} refused={} bytes_in={} bytes_out={}",
-                                     s.duration_s, s.current, s.peak, s.accepted, s.refused(), s.bytes_in, s.bytes_out));
+            std::string text = fmt::format("stats t={:.1f}s connections={} peak={} accepted={} refused={} bytes_in={} bytes_out={}",
+                                       s.duration_s, s.current, s.peak, s.accepted, s.refused(), s.bytes_in, s.bytes_out);
+        if (s.datagrams.in > 0)
+            text += fmt::format(" datagrams_in={} datagrams_out={} dropped={} peers={}", s.datagrams.in, s.datagrams.out,
+                                s.datagrams.dropped, s.peers);
+        out_.event(line, text);
     }
     bool wants_connection_events() const override { return out_.verbosity() > 0; }
     void on_connection(const ConnectionEvent& e) override {
+        if (e.kind == ConnectionEvent::Kind::peer) {
+            out_.event({{"type", "peer"}, {"peer", e.peer}}, fmt::format("new peer {}", e.peer));
+            return;
+        }
         bool opened = e.kind == ConnectionEvent::Kind::opened;
         Json j = {{"type", "connection"}, {"event", opened ? "opened" : "closed"}, {"id", e.id}, {"peer", e.peer}};
         if (!opened) {
@@ -127,6 +143,12 @@ int run_echo_server_command(const EchoServerOptions& o) {
     if (config.store && ::stat(config.store->path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
         out.warning(fmt::format("store {} is open to other users (mode {:04o}); new stores are created 0600", printable(config.store->path),
                                 st.st_mode & 07777));
+    // UDP echo answers whoever a datagram claims to be from: on a public address, a reflector.
+    for (const auto& a : config.addresses)
+        if (a.datagram() && !is_loopback_host(a.host))
+            out.warning(fmt::format("{} echoes to any sender, including forged ones: on an address others can reach it is a "
+                                    "traffic reflector (CVE-1999-0103); keep it on loopback or behind a firewall",
+                                    a.to_string()));
     forward_signals();
     // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
     if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
@@ -149,7 +171,7 @@ Subcommand setup_echo_server(CLI::App& parent) {
     auto opts = std::make_shared<EchoServerOptions>();
     CLI::App* app = parent.add_subcommand("echo-server", "echo every byte back, with select, poll, epoll, io_uring or fork");
     app->add_option("address", opts->addresses,
-                    "where to listen: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
+                    "where to listen: HOST:PORT, [IPV6]:PORT, PORT, unix:PATH or udp:HOST:PORT (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
     add_model_option(*app, opts->model, Feature::echo_server);
     app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")->type_name("SIZE")
         ->capture_default_str();

@@ -44,6 +44,13 @@ struct EchoServerStats {
     std::uint64_t bytes_unsent = 0;
     ErrorCounts errors;
     std::uint64_t store_bytes = 0, store_records = 0;
+    // UDP: datagrams in = out + dropped; a truncated one (larger than --buffer-size) is dropped,
+    // never echoed short, and its bytes are not counted. overflowed: dropped by the kernel, its
+    // receive queue full, before the server could read them. peers: distinct source addresses.
+    struct Datagrams {
+        std::uint64_t in = 0, out = 0, truncated = 0, dropped = 0, overflowed = 0;
+    } datagrams;
+    std::uint64_t peers = 0;
     double duration_s = 0;
 
     std::uint64_t refused() const noexcept {
@@ -54,7 +61,7 @@ struct EchoServerStats {
 };
 
 struct ConnectionEvent {
-    enum class Kind { opened, closed } kind;
+    enum class Kind { opened, closed, peer } kind;  // peer: the first datagram from a UDP sender
     std::uint64_t id;
     std::string peer;
     std::uint64_t bytes_in = 0, bytes_out = 0;
@@ -71,7 +78,8 @@ public:
     virtual ~EchoServerObserver() = default;
     virtual void on_listening(const std::string& address, Model model) { (void)address, (void)model; }
     virtual void on_stats(const EchoServerStats& stats) { (void)stats; }
-    /// Asked once, before the loops start; connection events cost a getpeername per connection.
+    /// Asked once, before the loops start; connection events cost a getpeername per connection
+    /// (and, for UDP, one event per new sender).
     virtual bool wants_connection_events() const { return false; }
     virtual void on_connection(const ConnectionEvent& event) { (void)event; }
 };

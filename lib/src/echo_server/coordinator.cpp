@@ -50,9 +50,9 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
     std::vector<Listener> listeners = detail::open_listeners(config, observer, loops);
     std::vector<std::unique_ptr<detail::ServerLoop>> servers;
     for (int i = 0; i < loops; ++i) {
-        std::vector<int> fds;
+        detail::LoopSockets fds;
         for (const auto& l : listeners)
-            if (l.loop == i || l.loop == -1) fds.push_back(l.fd.get());
+            if (l.loop == i || l.loop == -1) (l.datagram ? fds.datagram : fds.listeners).push_back(l.fd.get());
         servers.push_back(config.model == Model::io_uring ? detail::make_uring_loop(shared, observer, std::move(fds))
                                                                  : detail::make_readiness_loop(shared, observer, std::move(fds)));
     }
@@ -116,10 +116,21 @@ void EchoServerStats::merge(const EchoServerStats& part) {
     bytes_unsent += part.bytes_unsent;
     store_bytes += part.store_bytes;
     store_records += part.store_records;
+    datagrams.in += part.datagrams.in;
+    datagrams.out += part.datagrams.out;
+    datagrams.truncated += part.datagrams.truncated;
+    datagrams.dropped += part.datagrams.dropped;
+    datagrams.overflowed += part.datagrams.overflowed;
+    peers += part.peers;  // each sender goes to one loop's socket (SO_REUSEPORT hashes its address)
     errors.merge(part.errors);
 }
 
 EchoServerStats run_echo_server(const EchoServerConfig& config, EchoServerObserver& observer) {
+    const bool udp = std::any_of(config.addresses.begin(), config.addresses.end(), [](const Address& a) { return a.datagram(); });
+    if (udp && config.model == Model::fork)
+        throw UsageError("the fork model serves each connection in a process of its own, and UDP has no connections: "
+                         "use select, poll, epoll, epoll-et or io_uring for a udp: address");
+    if (udp && config.store) throw UsageError("the store keeps the bytes of connections; a udp: address has none");
     if (config.model == Model::fork) return detail::run_fork_server(config, observer);
     if (config.model == Model::io_uring) detail::check_uring_available();
     return run_multiplexed(config, observer);

@@ -15,20 +15,26 @@ std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerO
     for (const auto& address : config.addresses) {
         Endpoint ep = resolve(address, true).front();
         const bool shared = loops == 1 || address.kind == Address::Kind::unix_path;
+        const bool datagram = address.datagram();
+        auto open = [&](const Endpoint& where, bool reuse_port) {
+            return datagram ? bind_datagram(where, reuse_port) : listen_on(where, config.backlog, reuse_port);
+        };
         Listener first;
-        first.fd = listen_on(ep, config.backlog, !shared);
+        first.fd = open(ep, !shared);
+        first.datagram = datagram;
         first.endpoint = local_endpoint(first.fd.get());  // the real port when 0 was asked
         if (address.kind == Address::Kind::unix_path) {
             first.unix_path = address.path;
             first.endpoint = ep;
         }
         first.loop = shared ? -1 : 0;
-        names.push_back(first.endpoint.to_string());
+        names.push_back((datagram ? "udp:" : "") + first.endpoint.to_string());
         const Endpoint bound = first.endpoint;
         out.push_back(std::move(first));
         for (int i = 1; !shared && i < loops; ++i) {
             Listener more;
-            more.fd = listen_on(bound, config.backlog, true);
+            more.fd = open(bound, true);
+            more.datagram = datagram;
             more.endpoint = bound;
             more.loop = i;
             out.push_back(std::move(more));

@@ -15,11 +15,13 @@ struct Listener {
     Endpoint endpoint;
     std::string unix_path;  // removed when the server stops
     int loop = -1;          // the event loop that accepts on it; -1: every loop
+    bool datagram = false;  // a bound UDP socket: echoed, not accepted on
 };
 
 // Binds every configured address (the first result of each name) and tells the observer. With
 // several loops, a TCP address is bound once per loop with SO_REUSEPORT (the kernel spreads the
-// connections); a Unix socket, which cannot be, is shared by every loop.
+// connections); a Unix socket, which cannot be, is shared by every loop. A UDP address is a
+// datagram socket per loop the same way.
 std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerObserver& observer, int loops = 1);
 void remove_unix_sockets(const std::vector<Listener>& listeners) noexcept;
 

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <memory>
 
+#include <sys/socket.h>
+
 #include "echo_server/server_loop.hpp"
 #include "muxkit/clock.hpp"
 #include "muxkit/event_loop.hpp"
@@ -14,7 +16,7 @@ namespace muxkit::detail {
 
 namespace {
 
-enum class Role : std::uint8_t { none, connection, listener, wake, store };
+enum class Role : std::uint8_t { none, connection, listener, datagram, wake, store };
 
 // The readiness driver (select, poll, epoll, epoll-et): waits until a descriptor is ready, then
 // reads and writes it without blocking.
@@ -25,15 +27,18 @@ struct ReadinessConnection final : Connection {
 
 class ReadinessLoop final : public ServerLoop {
 public:
-    ReadinessLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
-        : ServerLoop(shared, observer, std::move(listeners)), loop_(EventLoop::create(config_.model)),
-          edge_(loop_->edge_triggered()), buffer_(std::max<std::size_t>(config_.buffer_size, 1)) {}
+    ReadinessLoop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets)
+        : ServerLoop(shared, observer, std::move(sockets)), loop_(EventLoop::create(config_.model)),
+          edge_(loop_->edge_triggered()), buffer_(std::max<std::size_t>(config_.buffer_size, 1)) {
+        if (!datagram_sockets_.empty()) batch_ = std::make_unique<DatagramBatch>(datagram_buffer_size());
+    }
 
     EchoServerStats run() override {
         begin();
         if (store_) watch(store_->write_fd(), Role::store, 0);
         watch(shared_.wake_read.get(), Role::wake);
         for (int fd : listeners_) watch(fd, Role::listener);
+        for (int fd : datagram_sockets_) watch(fd, Role::datagram);
         while (!stop_) {
             for (const Event& ev : loop_->wait(again_.empty() ? next_deadline() : std::optional<std::int64_t>(0))) dispatch(ev);
             read_again();
@@ -43,6 +48,7 @@ public:
         for (auto& c : conns_)
             if (c) close_connection(*c, "store failed");
         drain_store();
+        count_overflows();
         return stats_;
     }
 
@@ -63,6 +69,7 @@ private:
         switch (roles_[ev.fd]) {
         case Role::wake: stop_ = true; break;
         case Role::listener: on_listener(ev.fd); break;
+        case Role::datagram: echo_datagrams(ev.fd); break;
         case Role::connection: on_connection(*conn(ev.fd), ev.events); break;
         case Role::store: on_store_ready((ev.events & (kError | kHangup)) != 0); break;
         case Role::none: break;
@@ -233,9 +240,76 @@ private:
         if (again_.empty()) return;
         std::vector<int> fds;
         fds.swap(again_);
-        for (int fd : fds)
-            if (ReadinessConnection* c = conn(fd); c && !c->closed && c->more_to_read && !c->has_pending() && !c->paused)
+        for (int fd : fds) {
+            if (roles_[fd] == Role::datagram) echo_datagrams(fd);
+            else if (ReadinessConnection* c = conn(fd); c && !c->closed && c->more_to_read && !c->has_pending() && !c->paused)
                 read_and_echo(*c);
+        }
+    }
+
+    // ---- UDP: a batch of datagrams in with one recvmmsg, their echoes out with one sendmmsg
+
+    struct DatagramBatch {
+        static constexpr unsigned kSize = 32;
+        explicit DatagramBatch(std::size_t slot) : slot_size(slot), data(slot * kSize) {
+            for (unsigned i = 0; i < kSize; ++i) iov[i] = {data.data() + i * slot, slot};
+        }
+        std::size_t slot_size;
+        std::vector<char> data;
+        iovec iov[kSize];
+        sockaddr_storage from[kSize];
+        mmsghdr in[kSize], out[kSize];
+    };
+
+    // Reads batches until the socket is empty, a few per wake-up (edge-triggered: comes back).
+    void echo_datagrams(int fd) {
+        DatagramBatch& b = *batch_;
+        for (int turn = 0; turn < kReadsPerTurn / 4; ++turn) {
+            for (unsigned i = 0; i < DatagramBatch::kSize; ++i) {
+                b.iov[i].iov_len = b.slot_size;
+                b.in[i] = {};
+                b.in[i].msg_hdr.msg_name = &b.from[i];
+                b.in[i].msg_hdr.msg_namelen = sizeof b.from[i];
+                b.in[i].msg_hdr.msg_iov = &b.iov[i];
+                b.in[i].msg_hdr.msg_iovlen = 1;
+            }
+            const int n = ::recvmmsg(fd, b.in, DatagramBatch::kSize, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno != EAGAIN) stats_.errors.add(errno);  // not a connection's: the socket stays
+                return;
+            }
+            unsigned echoes = 0;
+            for (int i = 0; i < n; ++i) {
+                msghdr& h = b.in[i].msg_hdr;
+                const bool truncated = (h.msg_flags & MSG_TRUNC) != 0;
+                if (!datagram_received(static_cast<sockaddr*>(h.msg_name), h.msg_namelen, b.in[i].msg_len, truncated)) continue;
+                b.iov[i].iov_len = b.in[i].msg_len;  // the echo is exactly what came: never larger
+                b.out[echoes++].msg_hdr = {h.msg_name, h.msg_namelen, &b.iov[i], 1, nullptr, 0, 0};
+            }
+            send_echoes(fd, echoes);
+            if (static_cast<unsigned>(n) < DatagramBatch::kSize) return;
+        }
+        if (edge_) again_.push_back(fd);
+    }
+
+    void send_echoes(int fd, unsigned count) {
+        DatagramBatch& b = *batch_;
+        for (unsigned i = 0; i < count;) {
+            const int k = ::sendmmsg(fd, b.out + i, count - i, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0) {
+                for (int j = 0; j < k; ++j) datagram_sent(b.out[i + j].msg_hdr.msg_iov->iov_len);
+                i += static_cast<unsigned>(k);
+                continue;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {  // the socket's buffer is full: the rest are dropped, as a router would
+                for (; i < count; ++i) datagram_dropped(0);
+                return;
+            }
+            datagram_dropped(errno);  // this one (unreachable network, ...); the others still go
+            ++i;
+        }
     }
 
     static constexpr int kReadsPerTurn = 16;
@@ -244,12 +318,13 @@ private:
     std::vector<int> again_;
     std::vector<char> buffer_;  // one read buffer shared by every connection of this loop
     std::vector<Role> roles_;   // by descriptor
+    std::unique_ptr<DatagramBatch> batch_;  // with UDP sockets only
 };
 
 }  // namespace
 
-std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners) {
-    return std::make_unique<ReadinessLoop>(shared, observer, std::move(listeners));
+std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets) {
+    return std::make_unique<ReadinessLoop>(shared, observer, std::move(sockets));
 }
 
 }  // namespace muxkit::detail

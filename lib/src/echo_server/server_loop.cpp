@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <poll.h>
@@ -67,8 +68,9 @@ bool Shared::admit() {
 
 // ---------------------------------------------------------------- ServerLoop
 
-ServerLoop::ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
-    : config_(shared.config), observer_(observer), shared_(shared), listeners_(std::move(listeners)),
+ServerLoop::ServerLoop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets)
+    : config_(shared.config), observer_(observer), shared_(shared), listeners_(std::move(sockets.listeners)),
+      datagram_sockets_(std::move(sockets.datagram)),
       store_(shared.store), encoder_(config_.store ? config_.store->format : StoreFormat::raw) {}
 
 void ServerLoop::begin() {
@@ -108,6 +110,7 @@ void ServerLoop::tick(std::int64_t now) {
         start_accepting();
     }
     if (now >= next_publish_ns_) {
+        count_overflows();
         std::lock_guard lock(published_mutex_);
         published_ = stats_;
         next_publish_ns_ = now + kPublishPeriod;
@@ -187,6 +190,60 @@ void ServerLoop::close_idle(std::int64_t now) {
             ++stats_.idle_closed;
             close_connection(*c, "idle");
         }
+}
+
+// ---- UDP
+
+bool PeerSet::insert(const sockaddr* from, socklen_t len) {
+    Key k;
+    if (from->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        auto in = reinterpret_cast<const sockaddr_in*>(from);
+        k.lo = in->sin_addr.s_addr;
+        k.port_family = static_cast<std::uint32_t>(in->sin_port) | (4u << 16);
+    } else if (from->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+        auto in6 = reinterpret_cast<const sockaddr_in6*>(from);
+        std::memcpy(&k.hi, in6->sin6_addr.s6_addr, 8);
+        std::memcpy(&k.lo, in6->sin6_addr.s6_addr + 8, 8);
+        k.port_family = static_cast<std::uint32_t>(in6->sin6_port) | (6u << 16);
+    }
+    return keys_.insert(k).second;
+}
+
+std::size_t ServerLoop::datagram_buffer_size() const noexcept {
+    return std::clamp<std::size_t>(config_.buffer_size, 1, 64 * 1024);
+}
+
+bool ServerLoop::datagram_received(const sockaddr* from, socklen_t from_len, std::size_t len, bool truncated) {
+    ++stats_.datagrams.in;
+    if (peers_.insert(from, from_len)) {
+        stats_.peers = peers_.size();
+        if (observer_.wants_connection_events()) {
+            std::lock_guard lock(shared_.mutex);
+            observer_.on_connection({ConnectionEvent::Kind::peer, 0, "udp:" + Endpoint::from(from, from_len).to_string(), 0, 0, ""});
+        }
+    }
+    if (truncated) {
+        ++stats_.datagrams.truncated;
+        ++stats_.datagrams.dropped;
+        return false;
+    }
+    stats_.bytes_in += len;
+    return true;
+}
+
+void ServerLoop::count_overflows() {
+    stats_.datagrams.overflowed = 0;
+    for (int fd : datagram_sockets_) stats_.datagrams.overflowed += socket_drops(fd);
+}
+
+void ServerLoop::datagram_sent(std::size_t len) {
+    ++stats_.datagrams.out;
+    stats_.bytes_out += len;
+}
+
+void ServerLoop::datagram_dropped(int err) {
+    ++stats_.datagrams.dropped;
+    if (err) stats_.errors.add(err);
 }
 
 // ---- the store pipe

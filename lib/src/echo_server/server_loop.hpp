@@ -10,7 +10,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "muxkit/echo_server.hpp"
 #include "muxkit/fd.hpp"
@@ -61,9 +64,35 @@ struct Shared {
     bool admit();
 };
 
+// The sockets one loop serves (owned by the coordinator).
+struct LoopSockets {
+    std::vector<int> listeners;  // TCP and Unix: accepted on
+    std::vector<int> datagram;   // UDP: each datagram echoed to its sender
+};
+
+// Distinct UDP senders (address and port), compared exactly.
+class PeerSet {
+public:
+    bool insert(const sockaddr* from, socklen_t len);  // true: a sender not seen before
+    std::size_t size() const noexcept { return keys_.size(); }
+
+private:
+    struct Key {
+        std::uint64_t hi = 0, lo = 0;
+        std::uint32_t port_family = 0;
+        bool operator==(const Key&) const = default;
+    };
+    struct Hash {
+        std::size_t operator()(const Key& k) const noexcept {
+            return std::hash<std::uint64_t>()(k.hi * 0x9E3779B97F4A7C15ull ^ k.lo) ^ (k.port_family * 0x85EBCA6Bu);
+        }
+    };
+    std::unordered_set<Key, Hash> keys_;
+};
+
 class ServerLoop {
 public:
-    ServerLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
+    ServerLoop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets);
     virtual ~ServerLoop() = default;
 
     // Runs until the shared stop; returns this loop's counts.
@@ -111,10 +140,22 @@ protected:
     // Stops accepting for 100 ms (tick() starts again) instead of spinning on a failing accept.
     void pause_listeners();
 
+    // ---- UDP
+    // A datagram of len bytes arrived from `from`; truncated: it was longer than the buffer (len is
+    // its real length). Counts it (and a new sender); true when it is to be echoed.
+    bool datagram_received(const sockaddr* from, socklen_t from_len, std::size_t len, bool truncated);
+    void datagram_sent(std::size_t len);
+    void datagram_dropped(int err);  // not echoed: the socket was full (EAGAIN) or the send failed
+    void count_overflows();          // what the kernel dropped on our sockets, as of now
+    // Bytes of each datagram buffer: a datagram longer than --buffer-size is truncated (and
+    // dropped); none is longer than 64 KiB.
+    std::size_t datagram_buffer_size() const noexcept;
+
     const EchoServerConfig& config_;
     EchoServerObserver& observer_;
     Shared& shared_;
     std::vector<int> listeners_;  // owned by the coordinator
+    std::vector<int> datagram_sockets_;  // owned by the coordinator
     StoreWriter* store_;          // owned by the coordinator; its pipe is shared by every loop
     std::vector<std::unique_ptr<Connection>> conns_;  // by descriptor
     EchoServerStats stats_;
@@ -139,11 +180,12 @@ private:
     EchoServerStats published_;
     std::int64_t next_publish_ns_ = 0;
     std::optional<std::int64_t> next_idle_scan_ns_;
+    PeerSet peers_;
 };
 
 // The drivers: select, poll, epoll and epoll-et (readiness_loop.cpp), io_uring (uring_loop.cpp,
 // whose run() throws RuntimeError with the reason when io_uring is unavailable).
-std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
-std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners);
+std::unique_ptr<ServerLoop> make_readiness_loop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets);
+std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets);
 
 }  // namespace muxkit::detail

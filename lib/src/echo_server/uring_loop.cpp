@@ -24,7 +24,7 @@ namespace muxkit::detail {
 
 namespace {
 
-enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, wake, store, cancel };
+enum class Op : std::uint32_t { accept = 1, listener_ready, recv, send, writable, wake, store, cancel, dgram_recv, dgram_send };
 
 std::uint64_t tag(Op op, int fd) { return uring_tag(op, static_cast<std::uint32_t>(fd)); }
 
@@ -39,10 +39,27 @@ struct UringConnection final : Connection {
     bool receiving = false, sending = false, awaiting_room = false, eof = false, starved = false;
 };
 
+// A UDP socket: one multishot receive (one waiter on the socket, a completion per datagram)
+// into the loop's ring of datagram buffers; each datagram is echoed from the buffer it landed
+// in, which goes back to the ring once the send is done.
+struct DatagramSocket {
+    int fd = -1;
+    msghdr layout{};  // what each buffer holds before the payload: the sender's address
+    bool receiving = false, starved = false;
+};
+
+// A send in flight from datagram buffer bid (msghdr and iovec must outlive the submission).
+struct DatagramSend {
+    msghdr msg{};
+    iovec iov{};
+};
+
+constexpr int kDatagramGroup = 1;
+
 class UringLoop final : public ServerLoop {
 public:
-    UringLoop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners)
-        : ServerLoop(shared, observer, std::move(listeners)) {
+    UringLoop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets)
+        : ServerLoop(shared, observer, std::move(sockets)) {
         std::size_t size = std::max<std::size_t>(config_.buffer_size, 64);
         buf_size_ = static_cast<unsigned>(std::min<std::size_t>(size, 1u << 20));
         // About 4 MiB of buffers, a power of two between 64 and 4096: the ring hands them out in
@@ -53,6 +70,11 @@ public:
         backlog_cap_ = std::max<std::size_t>(config_.buffer_size, 4096);
         multishot_accept_ = !uring_singleshot_forced();
         for (int fd : listeners_) accepting_.push_back({fd});
+        for (int fd : datagram_sockets_) {
+            DatagramSocket& d = datagram_.emplace_back();
+            d.fd = fd;
+            d.layout.msg_namelen = sizeof(sockaddr_storage);
+        }
     }
 
     EchoServerStats run() override {
@@ -60,6 +82,7 @@ public:
         begin();
         arm_poll(shared_.wake_read.get(), POLLIN, Op::wake);
         for (auto& l : accepting_) arm_accept(l);
+        for (std::uint32_t d = 0; d < datagram_.size(); ++d) arm_dgram_recv(d);
         while (!stop_) {
             wait(next_deadline());
             reap();
@@ -82,6 +105,7 @@ public:
         // itself goes with this object, after every loop has ended.
         ring_->cancel_all();
         drain_store();
+        count_overflows();
         return stats_;
     }
 
@@ -127,6 +151,12 @@ private:
     void setup() {
         ring_ = std::make_unique<Ring>();
         bufs_ = std::make_unique<BufferRing>(*ring_, buf_count_, buf_size_, kGroup);
+        if (!datagram_.empty()) {
+            // Room for the recvmsg header, the sender's address and the longest datagram taken.
+            const auto size = static_cast<unsigned>(sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) + datagram_buffer_size());
+            dgram_bufs_ = std::make_unique<BufferRing>(*ring_, kDatagramBuffers, size, kDatagramGroup);
+            dgram_sends_.resize(kDatagramBuffers);
+        }
     }
 
     // ---- submitting
@@ -217,7 +247,71 @@ private:
 
     void wait(std::optional<std::int64_t> deadline) {
         publish_buffers();
+        if (dgram_bufs_) dgram_bufs_->publish();
         ring_->submit_and_wait(deadline);
+    }
+
+    // ---- UDP
+
+    void arm_dgram_recv(std::uint32_t d) {
+        DatagramSocket& sock = datagram_[d];
+        if (sock.receiving || stop_) return;
+        io_uring_sqe* s = sqe();
+        io_uring_prep_recvmsg_multishot(s, sock.fd, &sock.layout, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = kDatagramGroup;
+        io_uring_sqe_set_data64(s, uring_tag(Op::dgram_recv, d));
+        sock.receiving = true;
+    }
+
+    void on_dgram_recv(std::uint32_t d, int res, unsigned flags) {
+        DatagramSocket& sock = datagram_[d];
+        if (!(flags & IORING_CQE_F_MORE)) sock.receiving = false;
+        if (res >= 0 && (flags & IORING_CQE_F_BUFFER)) {
+            const int bid = BufferRing::id_of(flags);
+            dgram_bufs_->taken();
+            if (!echo_datagram(sock, d, bid, res)) dgram_bufs_->give_back(bid);
+        } else if (res == -ENOBUFS) {
+            sock.starved = true;  // every buffer is in a send: received again once one comes back
+            return;
+        } else if (res == -EINVAL) {  // no multishot recvmsg before Linux 6.0
+            shared_.fail("the io_uring model serves UDP with a multishot receive, which needs Linux 6.0 or later; "
+                         "the epoll model works everywhere");
+            return;
+        } else if (res < 0 && res != -ECANCELED) {
+            stats_.errors.add(-res);  // not a connection's: the socket stays
+        }
+        if (!sock.receiving) arm_dgram_recv(d);
+    }
+
+    // False when the datagram is not echoed (the buffer can go back at once).
+    bool echo_datagram(DatagramSocket& sock, std::uint32_t d, int bid, int res) {
+        auto* out = io_uring_recvmsg_validate(dgram_bufs_->buffer(bid), res, &sock.layout);
+        if (!out) return false;
+        // MSG_TRUNC: it did not fit; payloadlen is its real length.
+        const bool truncated = (out->flags & MSG_TRUNC) != 0;
+        auto* from = static_cast<sockaddr*>(io_uring_recvmsg_name(out));
+        const std::size_t len = truncated ? out->payloadlen : io_uring_recvmsg_payload_length(out, res, &sock.layout);
+        if (!datagram_received(from, std::min<socklen_t>(out->namelen, sizeof(sockaddr_storage)), len, truncated)) return false;
+        DatagramSend& send = dgram_sends_[static_cast<std::size_t>(bid)];
+        send.iov = {io_uring_recvmsg_payload(out, &sock.layout), len};  // exactly what came: never larger
+        send.msg = {from, out->namelen, &send.iov, 1, nullptr, 0, 0};
+        io_uring_sqe* s = sqe();
+        io_uring_prep_sendmsg(s, sock.fd, &send.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(s, uring_tag(Op::dgram_send, d << 16 | static_cast<std::uint32_t>(bid)));
+        return true;
+    }
+
+    void on_dgram_send(std::uint32_t who, int res) {
+        const std::uint32_t d = who >> 16;
+        const int bid = static_cast<int>(who & 0xffff);
+        if (res >= 0) datagram_sent(dgram_sends_[static_cast<std::size_t>(bid)].iov.iov_len);
+        else datagram_dropped(res == -EAGAIN ? 0 : -res);  // EAGAIN: the socket's buffer is full
+        dgram_bufs_->give_back(bid);
+        if (datagram_[d].starved) {
+            datagram_[d].starved = false;
+            arm_dgram_recv(d);
+        }
     }
 
     // ---- completions
@@ -243,6 +337,8 @@ private:
         case Op::send: on_send(*conn(fd), res); break;
         case Op::writable: on_room(*conn(fd)); break;
         case Op::cancel: return;
+        case Op::dgram_recv: on_dgram_recv(uring_who(data), res, flags); return;
+        case Op::dgram_send: on_dgram_send(uring_who(data), res); return;
         }
         UringConnection* c = conn(fd);  // gone when that completion closed and freed it
         if (!c) return;
@@ -397,7 +493,11 @@ private:
     }
 
     std::unique_ptr<BufferRing> bufs_;  // declared first: the ring goes first, so nothing lands in unmapped buffers
+    std::unique_ptr<BufferRing> dgram_bufs_;  // likewise
     std::unique_ptr<Ring> ring_;
+    static constexpr unsigned kDatagramBuffers = 64;
+    std::vector<DatagramSocket> datagram_;
+    std::vector<DatagramSend> dgram_sends_;  // by datagram buffer
     unsigned buf_size_ = 0, buf_count_ = 0;
     std::size_t backlog_cap_ = 0;
     std::vector<int> starved_;           // connections waiting for a free buffer
@@ -409,8 +509,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, std::vector<int> listeners) {
-    return std::make_unique<UringLoop>(shared, observer, std::move(listeners));
+std::unique_ptr<ServerLoop> make_uring_loop(Shared& shared, EchoServerObserver& observer, LoopSockets sockets) {
+    return std::make_unique<UringLoop>(shared, observer, std::move(sockets));
 }
 
 }  // namespace muxkit::detail
