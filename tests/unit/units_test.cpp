@@ -108,3 +108,11 @@ BOOST_AUTO_TEST_CASE(c_style_escapes_become_the_bytes_they_stand_for) {
     for (const char* bad : {R"(a\q)", R"(\x4)", R"(\xg0)", R"(end\)"})
         BOOST_CHECK_THROW(parse_escapes(bad, "--expect"), UsageError);
 }
+
+BOOST_AUTO_TEST_CASE(percentages_from_zero_to_a_hundred) {
+    BOOST_TEST(parse_percent("0", "--max-loss") == 0.0);
+    BOOST_TEST(parse_percent("0.5", "--max-loss") == 0.5);
+    BOOST_TEST(parse_percent("2%", "--max-loss") == 2.0);
+    BOOST_TEST(parse_percent("100", "--max-loss") == 100.0);
+    for (auto bad : {"", "-1", "101", "5x", "nan", "%"}) BOOST_CHECK_THROW(parse_percent(bad, "--max-loss"), UsageError);
+}

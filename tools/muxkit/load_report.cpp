@@ -41,6 +41,10 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     if (s.established == 0) reasons.push_back("no connection established");
     if (s.failures() > check.max_failures)
         reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), check.max_failures));
+    const double lost_percent = s.sent ? 100.0 * static_cast<double>(s.lost) / static_cast<double>(s.sent) : 0.0;
+    if (check.max_loss_percent && lost_percent > *check.max_loss_percent)
+        reasons.push_back(fmt::format("{} of {} datagrams lost ({:.3g}%), more than --max-loss {:g}%", s.lost, s.sent, lost_percent,
+                                      *check.max_loss_percent));
     const Histogram& h = checked_latency(s, mode);
     if (check.max_p99) {
         if (h.count() == 0) reasons.push_back("p99 not measured");
@@ -49,6 +53,10 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
                                           static_cast<double>(check.max_p99->count()) / 1000.0));
     }
     Json j = {{"passed", reasons.empty()}, {"failures", s.failures()}, {"max_failures", check.max_failures}};
+    if (check.max_loss_percent) {
+        j["lost_percent"] = lost_percent;
+        j["max_loss_percent"] = *check.max_loss_percent;
+    }
     if (check.max_p99) {
         j["p99_us"] = h.count() ? Json(static_cast<double>(h.percentile(99)) / 1000.0) : Json(nullptr);
         j["max_p99_us"] = static_cast<double>(check.max_p99->count()) / 1000.0;
@@ -61,6 +69,7 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
     const bool connect = head.mode == LoadMode::connect;
     const bool timed = s.service_ns.count() > 0;  // under --rate
     auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
+    auto udp_only = [&](std::uint64_t n) { return head.datagram ? Json(n) : Json(nullptr); };
     Json errors = Json::object();
     errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
     for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
@@ -76,7 +85,11 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
                                      {"verify_failures", s.verify_failures},
                                      {"timeouts", s.timeouts},
                                      {"in_flight", s.in_flight},
-                                     {"lost", s.lost}})},
+                                     {"lost", s.lost},
+                                     {"duplicates", udp_only(s.duplicates)},
+                                     {"reordered", udp_only(s.reordered)},
+                                     {"corrupted", udp_only(s.verify_failures)},
+                                     {"late", udp_only(s.late)}})},
         {"bytes", {{"sent", s.bytes_sent}, {"received", s.bytes_received}}},
         {"failures_by_phase",
          {{"connect", s.failed_connect},
@@ -84,7 +97,7 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
           {"receive", unless_connect(s.failed_receive)},
           {"verify", unless_connect(s.verify_failures)},
           {"timeout", unless_connect(s.timeouts)}}},
-        {"connect_us", latency_json(s.connect_ns, connect)},
+        {"connect_us", head.datagram ? Json(nullptr) : latency_json(s.connect_ns, connect)},
         {"rtt_us", unless_connect(latency_json(s.rtt_ns, true))},
         {"service_us", timed ? latency_json(s.service_ns, true) : Json(nullptr)},
         {"throughput",

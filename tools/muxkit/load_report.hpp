@@ -24,6 +24,7 @@ struct LoadCheck {
     std::uint64_t max_failures = 0;
     std::optional<Duration> max_p99;
     bool allow_interrupt = false;
+    std::optional<double> max_loss_percent;  // UDP: lost datagrams tolerated, as a share of those sent
 };
 // The check object (passed, failures, p99 against --max-p99, every reason it failed).
 Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
@@ -32,6 +33,7 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
 struct LoadHead {
     Json target, model, settings;
     LoadMode mode = LoadMode::echo;
+    bool datagram = false;  // a udp: target
 };
 // The summary in the multi-connect shape; keys the mode cannot fill are null. With histograms
 // (the JSON output, which merge reads), each whole-run histogram encoded.

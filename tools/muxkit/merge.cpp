@@ -26,7 +26,7 @@ namespace {
 
 struct MergeOptions {
     std::vector<std::string> files;
-    std::string max_failures = "0", max_p99;
+    std::string max_failures = "0", max_p99, max_loss;
     bool percentiles = false, allow_interrupt = false;
     CommonOptions common;
 };
@@ -36,6 +36,7 @@ struct Input {
     Json summary;
     LoadStats stats;
     LoadMode mode = LoadMode::echo;
+    bool datagram = false;  // a run against a udp: target
 };
 
 // A file that cannot be read is a runtime error (3); one that can but holds no multi-connect
@@ -148,7 +149,12 @@ Input read_input(const std::string& file) {
         s.timeouts = r.count({"messages", "timeouts"});
         s.in_flight = r.count({"messages", "in_flight"});
         s.lost = r.count({"messages", "lost"});
+        s.duplicates = r.count({"messages", "duplicates"});
+        s.reordered = r.count({"messages", "reordered"});
+        s.late = r.count({"messages", "late"});
     }
+    const Json& target = r.at({"target"});
+    in.datagram = target.is_string() && target.get<std::string>().starts_with("udp:");
     s.bytes_sent = r.count({"bytes", "sent"});
     s.bytes_received = r.count({"bytes", "received"});
     s.failed_connect = r.count({"failures_by_phase", "connect"});
@@ -182,6 +188,7 @@ int run_merge_command(const MergeOptions& o) {
     check.max_failures = parse_count(o.max_failures, "--max-failures");
     if (!o.max_p99.empty()) check.max_p99 = parse_duration(o.max_p99);
     check.allow_interrupt = o.allow_interrupt;
+    if (!o.max_loss.empty()) check.max_loss_percent = parse_percent(o.max_loss, "--max-loss");
 
     std::vector<Input> inputs;
     for (const std::string& file : o.files) inputs.push_back(read_input(file));
@@ -190,6 +197,14 @@ int run_merge_command(const MergeOptions& o) {
             throw UsageError(fmt::format("'{}' ran --mode {} but '{}' --mode {}: merge runs of one mode", printable(in.file),
                                          load_mode_name(in.mode), printable(inputs.front().file),
                                          load_mode_name(inputs.front().mode)));
+    for (const Input& in : inputs)
+        if (in.datagram != inputs.front().datagram)
+            throw UsageError(fmt::format("'{}' ran against {} and '{}' against {}: merge UDP runs with UDP runs", printable(in.file),
+                                         in.datagram ? "UDP" : "a stream", printable(inputs.front().file),
+                                         inputs.front().datagram ? "UDP" : "a stream"));
+    const bool datagram = inputs.front().datagram;
+    if (datagram && !check.max_loss_percent) check.max_loss_percent = 0.0;
+    if (!datagram && check.max_loss_percent) throw UsageError("--max-loss is for runs against udp: targets");
     LoadStats total;
     Json listed = Json::array();
     for (const Input& in : inputs) {
@@ -202,8 +217,9 @@ int run_merge_command(const MergeOptions& o) {
     const LoadMode mode = inputs.front().mode;
     Output out("merge", o.common);
     const Json checked = check_json(total, mode, check);
-    Json summary = load_summary_json(total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode},
-                                     checked, o.common.json);
+    Json summary = load_summary_json(
+        total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram}, checked,
+        o.common.json);
     summary["hosts"] = inputs.size();
     summary["inputs"] = listed;
     if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(total, mode);
@@ -224,6 +240,8 @@ Subcommand setup_merge(CLI::App& parent) {
         ->type_name("N")
         ->capture_default_str();
     app->add_option("--max-p99", o->max_p99, "exit 1 if the merged p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
+    app->add_option("--max-loss", o->max_loss, "udp runs: exit 1 if more than PERCENT of all datagrams sent got no echo (default 0)")
+        ->type_name("PERCENT");
     app->add_flag("--percentiles", o->percentiles, "add the full percentile distribution (HdrHistogram .hgrm) to the report");
     app->add_flag("--allow-interrupt", o->allow_interrupt, "an input whose run was interrupted may still pass");
     add_common_options(*app, o->common);

@@ -29,12 +29,12 @@ struct MultiConnectOptions {
     std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
-    std::string mode = "echo", expect, hold, hdr_log;
+    std::string mode = "echo", expect, hold, hdr_log, max_loss = "0";
     unsigned threads = 1;
     bool no_verify = false, interactive = false, allow_interrupt = false, percentiles = false;
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr, *pipeline_opt = nullptr;
     CLI::Option *expect_opt = nullptr, *hold_opt = nullptr, *connect_rate_opt = nullptr, *reply_timeout_opt = nullptr;
-    CLI::Option *no_verify_opt = nullptr;
+    CLI::Option *no_verify_opt = nullptr, *max_loss_opt = nullptr, *mode_opt = nullptr;
     CommonOptions common;
 };
 
@@ -110,6 +110,7 @@ public:
                   {"rtt_us", latency_json(s.rtt_ns, false)},
                   {"verify_failures", s.verify_failures},
                   {"timeouts", s.timeouts}};
+        if (config_.target.datagram()) j["lost"] = s.lost;
         out_.event(j, fmt::format("interval t={:.1f}s messages={} rate={:.0f}/s rtt p50={:.1f}us p99={:.1f}us", t,
                                   s.received, rate, s.rtt_ns.percentile(50) / 1000.0, s.rtt_ns.percentile(99) / 1000.0));
     }
@@ -191,9 +192,16 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
                            "TIME_WAIT for 60s; widen net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse=1, "
                            "or lower --rate",
                            n);
+    const std::string target = config.target.to_string();
+    if (config.target.datagram() && s.received == 0 && s.sent > 0) {
+        if (s.errors.count(ECONNREFUSED))
+            return fmt::format("no datagram came back and {} answered port unreachable (ICMP): is anything listening there?", target);
+        if (s.verify_failures == 0)
+            return fmt::format("no datagram came back within {}: is {} a UDP echo server, and does a firewall let the datagrams through?",
+                               format_duration(config.reply_timeout), target);
+    }
     if (!s.first_failure || !s.failures_alike) return std::nullopt;
     const LoadFailure& f = *s.first_failure;
-    const std::string target = config.target.to_string();
     const std::string question = config.mode == LoadMode::echo ? fmt::format("is {} an echo server?", target)
                                                                : fmt::format("does {} answer this request?", target);
     switch (f.kind) {
@@ -255,6 +263,18 @@ void parse_mode_options(const MultiConnectOptions& o, LoadConfig& config) {
     }
 }
 
+// A udp: target: datagrams of --size bytes that carry their sequence number, echoed.
+void check_datagram_options(const MultiConnectOptions& o, const LoadConfig& config) {
+    if (!config.target.datagram()) {
+        if (o.max_loss_opt->count()) throw UsageError("--max-loss is for udp: targets (a TCP stream loses nothing without failing)");
+        return;
+    }
+    if (o.mode_opt->count() && config.mode != LoadMode::echo)
+        throw UsageError(fmt::format("--mode {} is for stream targets; a udp: target is sent datagrams to echo", o.mode));
+    if (o.payload_opt->count()) throw UsageError("--payload is for stream targets: each datagram carries its own sequence number");
+    if (config.size > 65507) throw UsageError(fmt::format("invalid --size '{}': a UDP datagram holds at most 65507 bytes", o.size));
+}
+
 Json settings_json(const LoadConfig& config) {
     const bool connect = config.mode == LoadMode::connect;
     auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
@@ -283,6 +303,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     config.mode = parse_mode(o.mode);
     if (o.interactive) {
         if (config.mode != LoadMode::echo) throw UsageError(fmt::format("--interactive is an echo client: it has no --mode {}", o.mode));
+        if (config.target.datagram()) throw UsageError("--interactive is a stream client; a udp: target is for load runs");
         return run_interactive_command(o, config);
     }
     check_threads(o.threads);
@@ -309,7 +330,12 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
         config.interval = std::chrono::seconds(1);  // the log's intervals; no interval lines are printed
     }
     parse_mode_options(o, config);
+    check_datagram_options(o, config);
     config.verify = !o.no_verify;
+    std::optional<double> max_loss;
+    if (config.target.datagram()) {
+        max_loss = parse_percent(o.max_loss, "--max-loss");
+    }
     const std::uint64_t max_failures = parse_count(o.max_failures, "--max-failures");
     std::optional<Duration> max_p99;
     if (!o.max_p99.empty()) max_p99 = parse_duration(o.max_p99);
@@ -329,10 +355,11 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     reporter.clear_progress();
     if (log) log->close();
 
-    const Json check = check_json(s, config.mode, {max_failures, max_p99, o.allow_interrupt});
+    const Json check = check_json(s, config.mode, {max_failures, max_p99, o.allow_interrupt, max_loss});
     const bool passed = check["passed"].get<bool>();
-    Json summary = load_summary_json(s, {config.target.to_string(), model_name(config.model), settings_json(config), config.mode}, check,
-                                     o.common.json);
+    Json summary = load_summary_json(
+        s, {config.target.to_string(), model_name(config.model), settings_json(config), config.mode, config.target.datagram()}, check,
+        o.common.json);
     if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(s, config.mode);
     out.summary(std::move(summary));
     if (o.percentiles && !o.common.json) write_stdout(percentiles_text(s, config.mode));
@@ -346,13 +373,13 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
 Subcommand setup_multi_connect(CLI::App& parent) {
     auto o = std::make_shared<MultiConnectOptions>();
     CLI::App* app = parent.add_subcommand("multi-connect", "many concurrent client connections: verify echoes, measure latency");
-    app->add_option("address", o->address, "server: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH")->type_name("ADDRESS")->capture_default_str();
+    app->add_option("address", o->address, "server: HOST:PORT, [IPV6]:PORT, PORT, unix:PATH or udp:HOST:PORT")->type_name("ADDRESS")->capture_default_str();
     app->add_option("-c,--connections", o->connections, "concurrent connections")->type_name("N")->capture_default_str();
     o->messages_opt = app->add_option("-n,--messages", o->messages, "messages per connection")->type_name("N")->capture_default_str();
     app->add_option("-d,--duration", o->duration, "run for DUR instead of a message count")->type_name("DUR");
     o->size_opt = app->add_option("-s,--size", o->size, "message size")->type_name("SIZE")->capture_default_str();
     o->pipeline_opt = app->add_option("--pipeline", o->pipeline, "messages in flight per connection (1: ping-pong)")->type_name("N")->capture_default_str();
-    app->add_option("--mode", o->mode, "echo: every message comes back; request: --payload gets --expect; connect: connects only")
+    o->mode_opt = app->add_option("--mode", o->mode, "echo: every message comes back; request: --payload gets --expect; connect: connects only")
         ->type_name("MODE")
         ->check(CLI::IsMember({"echo", "connect", "request"}))
         ->capture_default_str();
@@ -374,6 +401,9 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     o->no_verify_opt = app->add_flag("--no-verify", o->no_verify, "do not compare reply bytes");
     app->add_option("--max-failures", o->max_failures, "failed connections/messages tolerated before exit 1")->type_name("N")
         ->capture_default_str();
+    o->max_loss_opt = app->add_option("--max-loss", o->max_loss, "udp: exit 1 if more than PERCENT of the datagrams sent got no echo")
+                          ->type_name("PERCENT")
+                          ->capture_default_str();
     app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
     app->add_option("--hdr-log", o->hdr_log, "write an HdrHistogram interval log (rtt, connect; nanoseconds) to FILE")
         ->type_name("FILE");

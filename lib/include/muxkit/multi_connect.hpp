@@ -71,6 +71,10 @@ struct LoadStats {
     // all their messages (connect mode: that stayed open their --hold).
     std::uint64_t requested = 0, established = 0, failed = 0, completed = 0;
     std::uint64_t sent = 0, received = 0, verify_failures = 0, timeouts = 0, lost = 0, in_flight = 0;
+    // UDP (a udp: target): lost is datagrams with no echo within --reply-timeout; duplicates are
+    // echoes of one already back; reordered came after a later one; late came after their
+    // datagram was counted lost. verify_failures are the corrupted ones.
+    std::uint64_t duplicates = 0, reordered = 0, late = 0;
     std::uint64_t bytes_sent = 0, bytes_received = 0;
     // Connections that failed, by phase (a reply timeout is counted in timeouts, not here).
     std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
@@ -107,6 +111,9 @@ public:
 
 // The default pattern: byte offset of message seq on connection conn (what the echo must carry).
 void fill_pattern(std::uint32_t conn, std::uint64_t seq, std::size_t offset, char* dst, std::size_t len) noexcept;
+// A UDP datagram of len bytes: the sequence number first (little-endian, its low bytes in a
+// datagram shorter than 8), then the connection, then the pattern.
+void fill_datagram(std::uint32_t conn, std::uint64_t seq, char* dst, std::size_t len) noexcept;
 
 // Throws UsageError for impossible settings (select past FD_SETSIZE), RuntimeError/SystemError
 // when it cannot run (host does not resolve, descriptor limit too low).

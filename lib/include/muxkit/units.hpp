@@ -21,6 +21,8 @@ std::uint64_t parse_count(std::string_view text, std::string_view what, std::uin
                           std::uint64_t max = UINT64_MAX);
 // A positive rate per second: "1000", "2.5", "10k", "1.5M", "1e3", "20k/s" (k, M, G decimal).
 double parse_rate(std::string_view text, std::string_view what);
+// A percentage from 0 to 100: "0", "0.5", "2%".
+double parse_percent(std::string_view text, std::string_view what);
 // "a,b,,c" -> {"a", "b", "", "c"}: the items of a comma-separated list, empty ones kept.
 std::vector<std::string_view> split_list(std::string_view text);
 // Comma-separated list of sizes: "4K,64K,1M".

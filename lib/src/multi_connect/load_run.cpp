@@ -42,8 +42,18 @@ void fill_pattern(std::uint32_t conn, std::uint64_t seq, std::size_t offset, cha
     }
 }
 
+void fill_datagram(std::uint32_t conn, std::uint64_t seq, char* dst, std::size_t len) noexcept {
+    unsigned char header[12];
+    for (int i = 0; i < 8; ++i) header[i] = static_cast<unsigned char>(seq >> (8 * i));
+    for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<unsigned char>(conn >> (8 * i));
+    const std::size_t head = std::min<std::size_t>(len, 12);
+    std::memcpy(dst, header, head);
+    if (len > head) fill_pattern(conn, seq, head, dst + head, len - head);
+}
+
 namespace {
 constexpr std::int64_t kMaxDrain = 2'000'000'000;
+constexpr std::uint8_t kUnsent = 0, kOutstanding = 1, kBack = 2, kLost = 3;  // a UDP datagram's state
 }  // namespace
 
 std::string_view load_mode_name(LoadMode mode) noexcept {
@@ -85,6 +95,9 @@ void LoadStats::merge(const LoadStats& part) {
     verify_failures += part.verify_failures;
     timeouts += part.timeouts;
     lost += part.lost;
+    duplicates += part.duplicates;
+    reordered += part.reordered;
+    late += part.late;
     in_flight += part.in_flight;
     bytes_sent += part.bytes_sent;
     bytes_received += part.bytes_received;
@@ -114,16 +127,21 @@ LoadRun::LoadRun(const LoadConfig& config, LoadObserver& observer, LoadSlice sli
       reply_size_(config.mode == LoadMode::request ? (config.expect ? config.expect->size() : 0) : size_),
       mirrored_(config.mode == LoadMode::echo),
       limit_(config.mode == LoadMode::connect ? 0 : config.duration ? UINT64_MAX : config.messages),
-      window_(config.mode == LoadMode::connect ? 1 : std::min(config.pipeline, limit_)), conns_(slice.count) {}
+      window_(config.mode == LoadMode::connect ? 1 : std::min(config.pipeline, limit_)), datagram_(config.target.datagram()),
+      conns_(slice.count) {
+    if (datagram_) ring_ = datagram_ring(window_, size_);
+}
 
 LoadStats LoadRun::run() {
     endpoint_ = resolve(cfg_.target, false).front();
     setup();
     ebuf_.resize(kChunk);
+    const std::uint64_t slots = datagram_ ? ring_ : window_;
     for (std::uint32_t i = 0; i < conns_.size(); ++i) {
         conns_[i].index = i;
-        conns_[i].started = std::make_unique<std::int64_t[]>(window_);
-        if (cfg_.rate && !connect_mode()) conns_[i].sent = std::make_unique<std::int64_t[]>(window_);
+        conns_[i].started = std::make_unique<std::int64_t[]>(slots);
+        if (cfg_.rate && !connect_mode()) conns_[i].sent = std::make_unique<std::int64_t[]>(slots);
+        if (datagram_) conns_[i].datagrams = std::make_unique<std::uint8_t[]>(slots);
     }
     // Connects to make: one per slot, or in connect mode -n per slot (each slot connects again
     // once its last connection closed).
@@ -171,6 +189,7 @@ LoadStats LoadRun::run() {
     const std::int64_t stop = now_ns();
     drain();
     fail_connecting();
+    if (datagram_) scan_timeouts(now_ns());  // what the drain waited a whole --reply-timeout for is lost
     for (auto& c : conns_)
         if (c.live()) {
             total_.in_flight += c.in_flight();
@@ -329,10 +348,17 @@ void LoadRun::established(LoadConn& c, std::int64_t now) {
     c.state = ConnState::open;
     ++total_.established;
     ++interval_.established;
+    c.last_progress = now;
+    if (datagram_) {  // a local step, nothing to time
+        c.outstanding = c.highest_back = 0;
+        c.any_back = false;
+        std::fill_n(c.datagrams.get(), ring_, kUnsent);
+        pump(c, now);
+        return;
+    }
     const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.connect_from));
     total_.connect_ns.record(took);
     interval_.connect_ns.record(took);
-    c.last_progress = now;
     if (connect_mode()) {
         if (cfg_.hold.count() > 0 && !draining_) {
             holds_.push_back({now + cfg_.hold.count(), c.index, c.attempt});
@@ -398,9 +424,9 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
     return true;
 }
 
-// The reply to message c.recv_seq is complete; false when that closed the connection.
-bool LoadRun::complete_reply(LoadConn& c, std::int64_t now) {
-    const std::size_t slot = c.recv_seq % window_;
+// A reply came back: its round trip from when its message was due (or sent), its service time
+// from when it really went out (under --rate), one more received.
+void LoadRun::record_round_trip(const LoadConn& c, std::size_t slot, std::int64_t now) {
     const auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[slot]));
     total_.rtt_ns.record(rtt);
     interval_.rtt_ns.record(rtt);
@@ -411,6 +437,11 @@ bool LoadRun::complete_reply(LoadConn& c, std::int64_t now) {
     }
     ++total_.received;
     ++interval_.received;
+}
+
+// The reply to message c.recv_seq is complete; false when that closed the connection.
+bool LoadRun::complete_reply(LoadConn& c, std::int64_t now) {
+    record_round_trip(c, c.recv_seq % window_, now);
     if (c.recv_bad) {
         ++total_.verify_failures;
         ++interval_.verify_failures;
@@ -456,6 +487,10 @@ void LoadRun::mismatch(const LoadConn& c, const char* got, std::size_t n, std::s
 void LoadRun::request_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
     if (cfg_.payload.empty()) fill_pattern(static_cast<std::uint32_t>(slice_.first + c.index), seq, off, dst, len);
     else std::memcpy(dst, cfg_.payload.data() + off, len);
+}
+
+void LoadRun::reply_datagram(const LoadConn& c, std::uint64_t seq) {
+    fill_datagram(static_cast<std::uint32_t>(slice_.first + c.index), seq, ebuf_.data(), size_);
 }
 
 void LoadRun::reply_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const {
@@ -509,6 +544,10 @@ bool LoadRun::stopping() const noexcept { return finished_ || draining_ || (end_
 
 void LoadRun::scan_timeouts(std::int64_t now) {
     for (auto& c : conns_) {
+        if (datagram_ && c.live()) {
+            scan_datagrams(c, now);
+            continue;
+        }
         if (c.state == ConnState::connecting && now - c.connect_start >= cfg_.connect_timeout.count()) {
             fail(c, Phase::connect, ETIMEDOUT);
         } else if (c.state == ConnState::open && c.in_flight() > 0 && now - c.last_progress >= cfg_.reply_timeout.count()) {
@@ -525,6 +564,158 @@ void LoadRun::scan_timeouts(std::int64_t now) {
             close(c);
         }
     }
+}
+
+// ---- UDP
+
+std::uint64_t datagram_ring(std::uint64_t window, std::size_t size) {
+    // A lost datagram holds the ring's start for a whole --reply-timeout: room for the ones
+    // after it, so a few losses do not stall the sending.
+    std::uint64_t ring = 256;
+    while (ring < 2 * window) ring *= 2;
+    // Shorter than 8 bytes, a datagram carries its sequence number modulo 256^size: the ring
+    // must stay within half of that for each echo to name one datagram.
+    if (size < 8) ring = std::min<std::uint64_t>(ring, std::uint64_t{1} << (8 * size - 1));
+    return ring;
+}
+
+std::size_t LoadRun::next_datagram(LoadConn& c, std::int64_t now, char* dst) {
+    if (draining_ || stopping() || c.state != ConnState::open) return 0;
+    const std::uint64_t seq = c.send_seq;
+    if (seq >= limit_ || c.outstanding >= window_ || seq - c.recv_seq >= ring_) return 0;
+    if (cfg_.rate && seq >= due_for(c)) return 0;
+    const std::size_t slot = seq % ring_;
+    c.started[slot] = cfg_.rate ? message_due(seq * conns_.size() + c.index) : now;
+    if (cfg_.rate) c.sent[slot] = now;
+    fill_datagram(static_cast<std::uint32_t>(slice_.first + c.index), seq, dst, size_);
+    return size_;
+}
+
+void LoadRun::datagram_sent(LoadConn& c) {
+    c.datagrams[c.send_seq % ring_] = kOutstanding;
+    ++c.send_seq;
+    ++c.outstanding;
+    ++total_.sent;
+    ++interval_.sent;
+    total_.bytes_sent += size_;
+    interval_.bytes_sent += size_;
+}
+
+// The sequence number an echo names: whole from 8 bytes on, else the latest sent that ends in
+// those bytes (the ring keeps every datagram in question within reach).
+std::optional<std::uint64_t> LoadRun::datagram_seq(const LoadConn& c, const char* data, std::size_t got) const {
+    const std::size_t k = std::min<std::size_t>(size_, 8);
+    if (got < k || c.send_seq == 0) return std::nullopt;
+    std::uint64_t low = 0;
+    for (std::size_t i = 0; i < k; ++i) low |= static_cast<std::uint64_t>(static_cast<unsigned char>(data[i])) << (8 * i);
+    if (k == 8) return low;
+    const std::uint64_t mask = (std::uint64_t{1} << (8 * k)) - 1, last = c.send_seq - 1;
+    return last - ((last - low) & mask);
+}
+
+void LoadRun::datagram_arrived(LoadConn& c, const char* data, std::size_t got, std::size_t real, std::int64_t now) {
+    total_.bytes_received += real;
+    interval_.bytes_received += real;
+    const std::optional<std::uint64_t> seq = datagram_seq(c, data, got);
+    if (!seq || *seq >= c.send_seq) {  // too short to name a datagram, or one never sent
+        ++total_.verify_failures;
+        ++interval_.verify_failures;
+        datagram_mismatch(c, seq.value_or(0), data, got);
+        return;
+    }
+    if (c.send_seq - *seq > ring_) {  // older than anything tracked: its datagram was lost or is back
+        ++total_.late;
+        ++interval_.late;
+        return;
+    }
+    const std::size_t slot = *seq % ring_;
+    std::uint8_t& state = c.datagrams[slot];
+    if (state == kBack) {
+        ++total_.duplicates;
+        ++interval_.duplicates;
+        return;
+    }
+    if (state == kLost) {
+        ++total_.late;
+        ++interval_.late;
+        return;
+    }
+    state = kBack;
+    --c.outstanding;
+    record_round_trip(c, slot, now);
+    if (c.any_back && *seq < c.highest_back) {
+        ++total_.reordered;
+        ++interval_.reordered;
+    }
+    if (!c.any_back || *seq > c.highest_back) c.highest_back = *seq;
+    c.any_back = true;
+    if (cfg_.verify) {
+        reply_datagram(c, *seq);
+        if (real != size_ || got != size_ || std::memcmp(ebuf_.data(), data, size_) != 0) {
+            ++total_.verify_failures;
+            ++interval_.verify_failures;
+            datagram_mismatch(c, *seq, data, got);
+        }
+    }
+    c.last_progress = now;
+    while (c.recv_seq < c.send_seq && c.datagrams[c.recv_seq % ring_] != kOutstanding) ++c.recv_seq;
+    if (!datagram_done(c)) pump(c, now);
+}
+
+void LoadRun::datagram_mismatch(const LoadConn& c, std::uint64_t seq, const char* got, std::size_t n) {
+    LoadFailure f = failure(LoadFailure::Kind::mismatch, c);
+    f.message = seq;
+    if (observer_.wants_failures() || !total_.first_failure) {
+        std::string expected(size_, '\0');
+        fill_datagram(static_cast<std::uint32_t>(slice_.first + c.index), seq, expected.data(), size_);
+        std::size_t i = 0;
+        while (i < n && i < size_ && got[i] == expected[i]) ++i;
+        f.offset = i;  // where it differs; at the end of the shorter one when only the length does
+        f.received.assign(got + std::min(i, n), std::min(LoadFailure::kExcerpt, n - std::min(i, n)));
+        f.expected = expected.substr(std::min(i, size_), LoadFailure::kExcerpt);
+    }
+    report(std::move(f));
+}
+
+// Every datagram of c is back or lost: it is complete (or, at the end of the run, done).
+bool LoadRun::datagram_done(LoadConn& c) {
+    if (c.outstanding > 0 || !c.live()) return !c.live();
+    if (c.send_seq >= limit_) {
+        ++total_.completed;
+        close(c);
+        return true;
+    }
+    if (c.state == ConnState::draining) {
+        close(c);
+        return true;
+    }
+    return false;
+}
+
+// Datagrams with no echo within --reply-timeout are lost; the connection goes on.
+void LoadRun::scan_datagrams(LoadConn& c, std::int64_t now) {
+    bool opened = false;
+    while (c.recv_seq < c.send_seq) {
+        const std::size_t slot = c.recv_seq % ring_;
+        if (c.datagrams[slot] == kOutstanding) {
+            if (now - c.started[slot] < cfg_.reply_timeout.count()) break;
+            c.datagrams[slot] = kLost;
+            --c.outstanding;
+            ++total_.lost;
+            ++interval_.lost;
+            opened = true;
+        }
+        ++c.recv_seq;
+    }
+    if (!datagram_done(c) && opened) pump(c, now);
+}
+
+void LoadRun::datagram_error(LoadConn& c, Phase phase, int err) {
+    if (err == ECONNREFUSED) {  // nobody listens there (yet): the datagram is lost, the socket stays
+        total_.errors.add(err);
+        return;
+    }
+    fail(c, phase, err);
 }
 
 void LoadRun::fail(LoadConn& c, Phase phase, int err) {

@@ -39,10 +39,18 @@ struct LoadConn {
     std::size_t send_off = 0;    // bytes of it sent so far
     std::uint64_t recv_seq = 0;  // the message being received
     std::size_t recv_off = 0;
-    std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline
+    std::unique_ptr<std::int64_t[]> started;  // send (or due) time, by seq % pipeline (UDP: % the ring)
     std::unique_ptr<std::int64_t[]> sent;     // with --rate: when each really went out
+    // UDP: recv_seq is the oldest datagram neither back nor lost; the state of each since, by
+    // seq % the ring.
+    std::unique_ptr<std::uint8_t[]> datagrams;
+    std::uint64_t outstanding = 0;  // UDP: sent, neither back nor lost
+    std::uint64_t highest_back = 0;
+    bool any_back = false;
 
-    std::uint64_t in_flight() const noexcept { return send_seq - recv_seq + (send_off > 0 ? 1 : 0); }
+    std::uint64_t in_flight() const noexcept {
+        return datagrams ? outstanding : send_seq - recv_seq + (send_off > 0 ? 1 : 0);
+    }
     bool live() const noexcept { return state == ConnState::open || state == ConnState::draining; }  // still receiving
 };
 
@@ -72,6 +80,9 @@ protected:
     // keep receiving what is still on its way.
     virtual void half_close(LoadConn& c) = 0;
     virtual void finish() {}                              // after the last connection is closed
+    bool datagram() const noexcept { return datagram_; }
+    // UDP: room for every echo in flight on one socket (the kernel counts each with its overhead).
+    std::size_t datagram_receive_room() const noexcept { return window_ * (size_ + 1024); }
 
     // ---- the shared logic
     bool connect_mode() const noexcept { return cfg_.mode == LoadMode::connect; }
@@ -92,6 +103,16 @@ protected:
     bool stopping() const noexcept;
     void on_signal();
 
+    // ---- UDP: one message is one datagram, matched to its echo by sequence number
+    // Writes the next datagram due on c into dst (cap >= its size); 0 when none is due.
+    std::size_t next_datagram(LoadConn& c, std::int64_t now, char* dst);
+    void datagram_sent(LoadConn& c);  // the socket took it
+    // An echo arrived: got bytes of it in data, real its real length (longer: it was cut to fit).
+    void datagram_arrived(LoadConn& c, const char* data, std::size_t got, std::size_t real, std::int64_t now);
+    // A send or receive error on c's socket: ECONNREFUSED (an ICMP port unreachable) is counted,
+    // anything else fails the connection.
+    void datagram_error(LoadConn& c, Phase phase, int err);
+
     const LoadConfig& cfg_;
     LoadObserver& observer_;
     SignalPipe& signals_;
@@ -101,6 +122,8 @@ protected:
     const bool mirrored_;         // echo: a reply byte is due only once the same request byte was sent
     const std::uint64_t limit_;   // messages per connection
     const std::uint64_t window_;  // messages in flight per connection, at most
+    const bool datagram_;         // a udp: target
+    std::uint64_t ring_ = 1;      // UDP: datagrams tracked per connection (a power of two)
     std::vector<LoadConn> conns_;
     Endpoint endpoint_;
     LoadStats total_, interval_;
@@ -126,9 +149,15 @@ private:
     void report(LoadFailure f);
     void mismatch(const LoadConn& c, const char* got, std::size_t n, std::size_t shown, bool unasked);
     bool complete_reply(LoadConn& c, std::int64_t now);
+    void record_round_trip(const LoadConn& c, std::size_t slot, std::int64_t now);
     void request_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
     void reply_bytes(const LoadConn& c, std::uint64_t seq, std::size_t off, char* dst, std::size_t len) const;
     LoadStats snapshot(std::int64_t now);
+    void scan_datagrams(LoadConn& c, std::int64_t now);
+    std::optional<std::uint64_t> datagram_seq(const LoadConn& c, const char* data, std::size_t got) const;
+    void datagram_mismatch(const LoadConn& c, std::uint64_t seq, const char* got, std::size_t n);
+    bool datagram_done(LoadConn& c);
+    void reply_datagram(const LoadConn& c, std::uint64_t seq);  // into ebuf_
 
     std::vector<char> ebuf_;
     std::int64_t start_ = 0, next_scan_ = 0, next_progress_ = 0;
@@ -143,6 +172,9 @@ private:
     std::deque<Hold> holds_;  // connect mode: in the order they end (every hold is as long)
     bool draining_ = false;
 };
+
+// UDP: datagrams tracked per connection for this many in flight of this size.
+std::uint64_t datagram_ring(std::uint64_t window, std::size_t size);
 
 std::unique_ptr<LoadRun> make_readiness_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);
 std::unique_ptr<LoadRun> make_uring_load(const LoadConfig& config, LoadObserver& observer, LoadSlice slice);

@@ -39,7 +39,7 @@ private:
     }
 
     void open(LoadConn& c, std::int64_t now) override {
-        Connecting r = connect_nonblocking(endpoint_);
+        Connecting r = datagram() ? connect_datagram(endpoint_, datagram_receive_room()) : connect_nonblocking(endpoint_);
         if (r.err) {
             fail(c, Phase::connect, r.err);
             return;
@@ -91,6 +91,7 @@ private:
 
     // Returns false when the connection was closed.
     bool on_readable(LoadConn& c, std::int64_t now) {
+        if (datagram()) return on_datagrams(c, now);
         for (int i = 0; i < 4; ++i) {
             IoResult r = read_some(c.fd.get(), rbuf_.data(), rbuf_.size());
             if (r.n > 0) {
@@ -110,7 +111,45 @@ private:
         return c.live();
     }
 
+    // MSG_TRUNC: the real length of an echo longer than the buffer.
+    bool on_datagrams(LoadConn& c, std::int64_t now) {
+        for (int i = 0; i < 64 && c.live(); ++i) {
+            const ssize_t n = ::recv(c.fd.get(), rbuf_.data(), rbuf_.size(), MSG_TRUNC | MSG_DONTWAIT);
+            if (n >= 0) {
+                const auto real = static_cast<std::size_t>(n);
+                datagram_arrived(c, rbuf_.data(), std::min(real, rbuf_.size()), real, now);
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            } else if (errno != EINTR) {
+                datagram_error(c, Phase::receive, errno);
+            }
+        }
+        if (c.state == ConnState::open) pump(c, now);
+        return c.live();
+    }
+
+    void pump_datagrams(LoadConn& c, std::int64_t now) {
+        for (std::size_t len; (len = next_datagram(c, now, sbuf_.data())) > 0;) {
+            if (::send(c.fd.get(), sbuf_.data(), len, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0) {
+                datagram_sent(c);
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                set_want_write(c, true);
+                return;
+            }
+            if (errno == EINTR) continue;
+            datagram_error(c, Phase::send, errno);  // ECONNREFUSED: an earlier one's ICMP; this one goes again
+            if (!c.live()) return;
+        }
+        set_want_write(c, false);
+    }
+
     void pump(LoadConn& c, std::int64_t now) override {
+        if (datagram()) {
+            pump_datagrams(c, now);
+            return;
+        }
         for (;;) {
             const std::size_t len = next_bytes(c, now, sbuf_.data(), sbuf_.size());
             if (len == 0) break;
@@ -139,7 +178,7 @@ private:
 
     void half_close(LoadConn& c) override {
         set_want_write(c, false);
-        ::shutdown(c.fd.get(), SHUT_WR);
+        if (!datagram()) ::shutdown(c.fd.get(), SHUT_WR);
     }
 
     void release(LoadConn& c) override {

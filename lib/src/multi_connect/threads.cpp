@@ -104,6 +104,15 @@ LoadStats run_load(const LoadConfig& config, LoadObserver& observer) {
                                      config.connections, config.pipeline, detail::kMaxInFlight));
     if (config.payload.empty() && config.size == 0) throw UsageError("invalid load: messages of at least 1 byte are needed");
     if (config.threads == 0) throw UsageError("invalid load: at least 1 thread is needed");
+    if (config.target.datagram()) {
+        if (config.mode != LoadMode::echo) throw UsageError("a udp: target is sent datagrams to echo; connect and request are for streams");
+        if (config.size > 65507) throw UsageError(fmt::format("a UDP datagram holds at most 65507 bytes, not {}", config.size));
+        const std::uint64_t ring = detail::datagram_ring(window, config.size);
+        if (window > ring)
+            throw UsageError(fmt::format("datagrams of {} bytes carry their sequence number modulo 2^{}: {} in flight are more than "
+                                         "can be told apart (at most {}; or larger datagrams)",
+                                         config.size, 8 * config.size, window, ring));
+    }
     if (config.model == Model::select && config.connections + 16 > FD_SETSIZE)
         throw UsageError(fmt::format("{} connections need more descriptors than select can watch (FD_SETSIZE is {}); the poll and epoll models have no such limit",
                                      config.connections, FD_SETSIZE));

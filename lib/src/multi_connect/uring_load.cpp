@@ -39,7 +39,10 @@ private:
 
     void setup() override {
         ring_ = std::make_unique<Ring>();
-        bufs_ = std::make_unique<BufferRing>(*ring_, kBufferCount, kBufferSize, kGroup);
+        // A datagram is received whole into one buffer: room for the longest, and a byte more
+        // to see an echo longer than what was sent.
+        const unsigned size = datagram() ? std::max<unsigned>(kBufferSize, static_cast<unsigned>((size_ + 1 + 4095) / 4096 * 4096)) : kBufferSize;
+        bufs_ = std::make_unique<BufferRing>(*ring_, kBufferCount, size, kGroup);
         multishot_ = !uring_singleshot_forced();
         out_size_ = std::min(kSendCap, size_ * cfg_.pipeline);
         ops_.resize(conns_.size());
@@ -84,7 +87,19 @@ private:
 
     // ---- connecting
 
-    void open(LoadConn& c, std::int64_t) override {
+    void open(LoadConn& c, std::int64_t now) override {
+        if (datagram()) {  // connecting a datagram socket is a local step
+            Connecting r = connect_datagram(endpoint_, datagram_receive_room());
+            if (r.err) {
+                fail(c, Phase::connect, r.err);
+                return;
+            }
+            c.fd = std::move(r.fd);
+            if (!ops(c).out) ops(c).out = std::make_unique<char[]>(out_size_);
+            established(c, now);
+            if (c.live() && !ops(c).receiving) arm_recv(c);
+            return;
+        }
         Fd fd(::socket(endpoint_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd) {
             fail(c, Phase::connect, errno);
@@ -114,6 +129,16 @@ private:
 
     void pump(LoadConn& c, std::int64_t now) override {
         if (ops(c).sending || c.state != ConnState::open) return;
+        if (datagram()) {
+            const std::size_t len = next_datagram(c, now, ops(c).out.get());
+            if (len == 0) return;
+            io_uring_sqe* s = ring_->sqe();
+            io_uring_prep_send(s, c.fd.get(), ops(c).out.get(), len, MSG_NOSIGNAL);
+            io_uring_sqe_set_data64(s, tag(Op::send, c));
+            ops(c).sending = true;
+            datagram_sent(c);  // now: its echo may be reaped before the send's completion
+            return;
+        }
         const std::size_t len = next_bytes(c, now, ops(c).out.get(), out_size_);
         if (len == 0) return;
         io_uring_sqe* s = ring_->sqe();
@@ -127,6 +152,11 @@ private:
     void on_send(LoadConn& c, int res, std::int64_t now) {
         ops(c).sending = false;
         if (!c.live()) return;
+        if (res < 0 && datagram()) {
+            datagram_error(c, Phase::send, -res);  // ECONNREFUSED: counted; that datagram will be lost
+            if (c.state == ConnState::open) pump(c, now);
+            return;
+        }
         if (res < 0) {
             fail(c, Phase::send, -res);
             return;
@@ -136,7 +166,7 @@ private:
     }
 
     void half_close(LoadConn& c) override {
-        if (!ops(c).sending) ::shutdown(c.fd.get(), SHUT_WR);
+        if (!ops(c).sending && !datagram()) ::shutdown(c.fd.get(), SHUT_WR);
     }
 
     // ---- receiving into the ring's buffers
@@ -153,6 +183,11 @@ private:
 
     void on_recv(LoadConn& c, int res, unsigned flags, std::int64_t now) {
         if (!(flags & IORING_CQE_F_MORE)) ops(c).receiving = false;
+        if (datagram()) {
+            on_datagram(c, res, flags, now);
+            if (c.live() && !ops(c).receiving && !(res == -ENOBUFS)) arm_recv(c);
+            return;
+        }
         if (res > 0) {
             const int bid = BufferRing::id_of(flags);
             bufs_->taken();
@@ -172,6 +207,22 @@ private:
             }
         }
         if (c.live() && !ops(c).receiving) arm_recv(c);
+    }
+
+    // A datagram per completion (an empty one too: UDP has no end of stream).
+    void on_datagram(LoadConn& c, int res, unsigned flags, std::int64_t now) {
+        if (res >= 0 && (flags & IORING_CQE_F_BUFFER)) {
+            const int bid = BufferRing::id_of(flags);
+            bufs_->taken();
+            const auto n = static_cast<std::size_t>(res);
+            if (c.live()) datagram_arrived(c, bufs_->buffer(bid), n, n, now);
+            bufs_->give_back(bid);
+            return;
+        }
+        if (res >= 0 || !c.live()) return;
+        if (res == -ENOBUFS) starved_.push_back(c.index);  // every buffer is in use: wait for one
+        else if (res == -EINVAL && multishot_) multishot_ = false;  // no multishot on this kernel
+        else if (res != -ECANCELED) datagram_error(c, Phase::receive, -res);
     }
 
     // Operations still in flight end at once once the socket is shut down; the last completion

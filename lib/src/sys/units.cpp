@@ -137,6 +137,13 @@ double parse_rate(std::string_view text, std::string_view what) {
     return value;
 }
 
+double parse_percent(std::string_view text, std::string_view what) {
+    auto [value, suffix] = number_and_suffix(text, what);
+    if ((!suffix.empty() && suffix != "%") || !(value >= 0 && value <= 100))
+        throw UsageError(fmt::format("invalid {} '{}': expected a percentage from 0 to 100", what, text));
+    return value;
+}
+
 std::vector<std::string_view> split_list(std::string_view text) {
     std::vector<std::string_view> out;
     std::size_t start = 0;
