@@ -155,6 +155,36 @@ BOOST_AUTO_TEST_CASE(listen_source_with_known_port_gets_a_client) {
     BOOST_TEST(ev[2]["event"] == "eof");
 }
 
+BOOST_AUTO_TEST_CASE(udp_source_reports_each_datagram_with_its_size_and_sender) {
+    Fd probe = bind_datagram(resolve(Address::parse("udp:127.0.0.1:0"), true).front());
+    const Endpoint ep = local_endpoint(probe.get());
+    probe.reset();
+    Child c({"fd-watch", "udp:" + ep.to_string(), "--count", "2", "--json", "--show", "text", "-t", "10s"});
+    // Bound once a plain bind of the same port fails.
+    for (int i = 0; i < 200; ++i) {
+        Fd fd(::socket(AF_INET, SOCK_DGRAM, 0));
+        if (::bind(fd.get(), ep.sa(), ep.length) != 0) break;
+        fd.reset();
+        ::usleep(10000);
+    }
+    Fd sender(::socket(AF_INET, SOCK_DGRAM, 0));
+    BOOST_REQUIRE(::connect(sender.get(), ep.sa(), ep.length) == 0);
+    const Endpoint from = local_endpoint(sender.get());
+    BOOST_REQUIRE(::send(sender.get(), "hello", 5, 0) == 5);
+    BOOST_REQUIRE(::send(sender.get(), "", 0, 0) == 0);  // an empty datagram is one too
+    RunResult r = c.wait(10s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto ev = events_of(r);
+    BOOST_REQUIRE(ev.size() == 2u);
+    BOOST_TEST(ev[0]["event"] == "datagram");
+    BOOST_TEST(ev[0]["bytes"] == 5);
+    BOOST_TEST(ev[0]["data"] == "hello");
+    BOOST_TEST(ev[0]["peer"] == "udp:" + from.to_string());
+    BOOST_TEST(ev[0]["source"] == "udp:" + ep.to_string());
+    BOOST_TEST(ev[1]["event"] == "datagram");
+    BOOST_TEST(ev[1]["bytes"] == 0);
+}
+
 BOOST_AUTO_TEST_CASE(exec_source_reports_stdout_stderr_and_exit_status) {
     RunResult r = run_muxkit({"fd-watch", "exec:sh -c 'echo out; echo error >&2; exit 3'", "--json", "--show", "text"});
     BOOST_TEST(r.exit_code == 0);

@@ -54,15 +54,15 @@ public:
         } else if (!e.status.empty()) {
             j["status"] = e.status;
         }
-        if ((show_ == Show::text || show_ == Show::hex) && (e.event == "readable" || e.event == "exception"))
-            j["data"] = e.data;
+        const bool carries_data = e.event == "readable" || e.event == "exception" || e.event == "datagram";
+        if ((show_ == Show::text || show_ == Show::hex) && carries_data) j["data"] = e.data;
         std::string line;
         if (e.event == "timeout") line = fmt::format("{:10.6f}  timeout", e.t);
         else {
             // Source names hold peer addresses and socket paths a peer chose: escaped, like data.
             line = fmt::format("{:10.6f}  fd {:<3} {} ({})  {}", e.t, e.fd >= 0 ? std::to_string(e.fd) : "-",
                                printable(e.source), e.kind, e.event);
-            if (e.event == "readable" || e.event == "exception") {
+            if (carries_data) {
                 if (show_ != Show::none) line += fmt::format("  {} bytes", e.bytes);
                 if (show_ == Show::text) line += "  " + printable(e.data);
                 if (show_ == Show::hex) line += "  " + e.data;
@@ -116,7 +116,7 @@ Subcommand setup_fd_watch(CLI::App& parent) {
     auto o = std::make_shared<FdWatchOptions>();
     CLI::App* app = parent.add_subcommand("fd-watch", "watch file descriptors (select, poll or epoll) and report readiness events");
     app->add_option("source", o->sources,
-                    "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND")->type_name("SOURCE");
+                    "what to watch (default stdin): N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, udp:ADDRESS, exec:COMMAND")->type_name("SOURCE");
     app->add_option("-e,--events", o->events, "sets to watch: r (read), w (write), x (exception), comma-separated")->type_name("SETS")
         ->capture_default_str();
     app->add_option("-t,--timeout", o->timeout, "timeout of each wait; each expiry is a timeout event")->type_name("DUR")->capture_default_str();

@@ -16,7 +16,7 @@
 namespace muxkit {
 
 struct SourceSpec {
-    enum class Type { fd, file, fifo, listen, connect, exec };
+    enum class Type { fd, file, fifo, listen, connect, udp, exec };
     Type type = Type::fd;
     std::string text;  // as the user wrote it (stdin for "-")
     int fd = -1;
@@ -24,7 +24,8 @@ struct SourceSpec {
     Address address;
     std::vector<std::string> argv;
 
-    // N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, exec:COMMAND; throws UsageError.
+    // N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, udp:ADDRESS (a bound
+    // datagram socket), exec:COMMAND; throws UsageError.
     static SourceSpec parse(std::string_view text);
 };
 
@@ -54,7 +55,7 @@ struct WatchEvent {
     std::string summary_key;  // where the summary counts it (accepted connections: per listener)
     std::uint64_t bytes = 0;
     std::string data;    // what was read, with --show text or hex
-    std::string peer;    // accepted
+    std::string peer;    // accepted; datagram: its sender
     std::string status;  // exited: "exit 0", "killed by SIGTERM"; error: the errno name
     int exit_code = 0;   // exited normally: its code
     int signal = 0;      // exited: the signal that killed it

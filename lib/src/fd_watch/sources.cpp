@@ -81,6 +81,10 @@ SourceSpec SourceSpec::parse(std::string_view text) {
         s.type = Type::connect;
         s.address = Address::parse(rest("connect:"));
         return s;
+    } else if (text.starts_with("udp:")) {
+        s.type = Type::udp;
+        s.address = Address::parse(text);
+        return s;
     } else if (text.starts_with("exec:")) {
         s.type = Type::exec;
         s.argv = split_command(rest("exec:"));
@@ -88,7 +92,7 @@ SourceSpec SourceSpec::parse(std::string_view text) {
         return s;
     } else {
         throw UsageError(fmt::format(
-            "invalid source '{}': expected N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS or exec:COMMAND", text));
+            "invalid source '{}': expected N, -, stdin, file:PATH, fifo:PATH, listen:ADDRESS, connect:ADDRESS, udp:ADDRESS or exec:COMMAND", text));
     }
     if (s.path.empty()) throw UsageError(fmt::format("invalid source '{}': missing path", text));
     return s;
@@ -167,6 +171,13 @@ OpenedSource open_source(const SourceSpec& spec) {
         if (c.err) throw SystemError(c.err, "cannot connect to " + ep.to_string());
         s.owned = std::move(c.fd);
         s.fd = s.owned.get();
+        return s;
+    }
+    case SourceSpec::Type::udp: {
+        s.owned = bind_datagram(resolve(spec.address, true).front());
+        s.fd = s.owned.get();
+        s.role = Role::datagram;
+        s.name = "udp:" + local_endpoint(s.fd).to_string();
         return s;
     }
     case SourceSpec::Type::exec: break;

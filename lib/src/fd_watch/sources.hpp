@@ -12,7 +12,7 @@
 
 namespace muxkit::detail {
 
-enum class Role { stream, listener, fifo, exec_out };
+enum class Role { stream, listener, fifo, exec_out, datagram };
 
 // A connect: source that gets no answer within this long is an error.
 constexpr std::chrono::seconds kConnectTimeout{5};

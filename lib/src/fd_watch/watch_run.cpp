@@ -192,6 +192,10 @@ private:
             accept_all(index);
             return;
         }
+        if (sources_[index].role == Role::datagram) {
+            receive_datagrams(index);
+            return;
+        }
         if (ev.events & kException) on_exception(index);
         if (done_ || sources_[index].ended) return;
         if (ev.events & (kReadable | kHangup | kError)) {
@@ -286,6 +290,32 @@ private:
             else if (cfg_.show == Show::hex) e.data = hex_of(&c, 1);
         }
         emit(e);
+    }
+
+    // One event per datagram: its size and its sender.
+    void receive_datagrams(std::size_t index) {
+        for (int i = 0; i < 64 && !done_; ++i) {
+            Source& s = sources_[index];
+            sockaddr_storage from{};
+            socklen_t len = sizeof from;
+            const ssize_t n = ::recvfrom(s.fd, buf_, sizeof buf_, MSG_DONTWAIT | MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &len);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN) return;
+                WatchEvent e = event_for(s, "error");  // the socket stays: the next datagram may come
+                e.error = errno;
+                e.status = errno_name(errno);
+                emit(e);
+                return;
+            }
+            WatchEvent e = event_for(s, "datagram");
+            e.bytes = static_cast<std::uint64_t>(n);
+            e.peer = "udp:" + Endpoint::from(reinterpret_cast<sockaddr*>(&from), len).to_string();
+            const std::size_t got = std::min(static_cast<std::size_t>(n), sizeof buf_);
+            if (cfg_.show == Show::text) e.data.assign(buf_, got);
+            else if (cfg_.show == Show::hex) e.data = hex_of(buf_, got);
+            if (!emit(e)) return;
+        }
     }
 
     void accept_all(std::size_t index) {
