@@ -383,6 +383,92 @@ Json connect_section() {
     return rows;
 }
 
+// ---------------------------------------------------------------- UDP
+
+// Waits until a datagram to 127.0.0.1:port comes back (a UDP server has no accept to probe).
+bool wait_for_udp_echo(std::uint16_t port) {
+    muxkit::Connecting c = muxkit::connect_datagram(muxkit::resolve(muxkit::Address::parse(fmt::format("udp:127.0.0.1:{}", port)), false).front());
+    if (c.err) return false;
+    for (int i = 0; i < 50; ++i) {
+        if (::send(c.fd.get(), "probe", 5, 0) == 5) {
+            pollfd p{c.fd.get(), POLLIN, 0};
+            char buf[16];
+            if (::poll(&p, 1, 100) == 1 && ::recv(c.fd.get(), buf, sizeof buf, 0) == 5) return true;
+        }
+        ::usleep(20000);
+    }
+    return false;
+}
+
+std::uint16_t free_udp_port() {
+    muxkit::Fd s = muxkit::bind_datagram(muxkit::resolve(muxkit::Address::parse("udp:127.0.0.1:0"), true).front());
+    return muxkit::local_endpoint(s.get()).port();
+}
+
+bool start_udp(Server& s) {
+    if (s.name.starts_with("muxkit-")) {
+        s.proc = spawn(muxkit({"echo-server", "udp:127.0.0.1:0", "-m", s.name.substr(7), "--buffer-size", "64K", "--json"}));
+        s.port = listening_port(s.proc);
+    } else if (s.name == "c-udp") {
+        s.proc = spawn({kBaselines + "/udp_echo_server", "0"});
+        const std::string line = read_line(s.proc);  // ready PORT
+        if (line.starts_with("ready ")) s.port = static_cast<std::uint16_t>(std::stoi(line.substr(6)));
+    } else {
+        s.port = free_udp_port();
+        if (s.name == "ncat") s.proc = spawn(words(fmt::format("ncat -u -l -k -e /bin/cat 127.0.0.1 {}", s.port)));
+        if (s.name == "socat") s.proc = spawn(words(fmt::format("socat UDP-RECVFROM:{},bind=127.0.0.1,fork EXEC:cat", s.port)));
+    }
+    return s.port != 0 && wait_for_udp_echo(s.port);
+}
+
+// Datagram round trips per second and the share lost, with multi-connect as the client of every
+// server (the same client for all, so the ratios compare the servers).
+Json udp_section() {
+    std::vector<Server> servers;
+    for (const auto& m : muxkit_models())
+        if (m != "fork") servers.emplace_back("muxkit-" + m);
+    servers.emplace_back("c-udp");
+    if (have("ncat")) servers.emplace_back("ncat");
+    if (have("socat")) servers.emplace_back("socat");
+    for (auto& s : servers)
+        if (!start_udp(s)) fmt::print(stderr, "bench: {} did not answer over UDP\n", s.name);
+    const std::vector<Load> loads = {{1, 64, 1}, {10, 64, 1}, {10, 64, 16}, {10, 1400, 16}};
+    Json rows = Json::array();
+    fmt::print("\n== UDP echo: datagram round trips per second (median of {} x {}s, multi-connect as the client)\n", g_rounds, g_seconds * 2);
+    fmt::print("{:<28} {:>14} {:>12} {:>10} {:>9} {:>8}\n", "load", "server", "round trips/s", "p99 us", "x c-udp", "lost %");
+    for (const auto& l : loads) {
+        std::map<std::string, std::vector<double>> rps, p99, lost;
+        for (int round = 0; round < g_rounds; ++round)
+            for (std::size_t k = 0; k < servers.size(); ++k) {
+                const Server& s = servers[(k + round) % servers.size()];
+                if (s.port == 0) continue;
+                Json j = last_json_line(capture(muxkit(words(fmt::format(
+                    "multi-connect udp:127.0.0.1:{} -c {} -s {} --pipeline {} -d {}s --reply-timeout 200ms --max-loss 100 --json",
+                    s.port, l.conns, l.size, l.pipeline, g_seconds * 2)))));
+                if (!j.is_object()) continue;
+                const double sent = j["messages"]["sent"].get<double>();
+                rps[s.name].push_back(j["throughput"]["messages_per_s"].get<double>());
+                p99[s.name].push_back(j["rtt_us"]["p99"].is_number() ? j["rtt_us"]["p99"].get<double>() : 0);
+                lost[s.name].push_back(sent > 0 ? 100.0 * j["messages"]["lost"].get<double>() / sent : 0);
+            }
+        const double base = median(rps["c-udp"]);
+        for (const auto& s : servers) {
+            if (!rps.count(s.name)) continue;
+            const double m = median(rps[s.name]);
+            std::vector<double> l_lost = lost[s.name];
+            std::sort(l_lost.begin(), l_lost.end());
+            rows.push_back({{"conns", l.conns}, {"size", l.size}, {"pipeline", l.pipeline}, {"server", s.name}, {"round_trips_per_s", m},
+                            {"p99_us", median(p99[s.name])}, {"ratio_to_c_udp", base > 0 ? m / base : 0},
+                            {"lost_percent", l_lost.empty() ? 0.0 : l_lost[l_lost.size() / 2]}});
+            const Json& r = rows.back();
+            fmt::print("{:<28} {:>14} {:>12.0f} {:>10.0f} {:>9.2f} {:>8.2f}\n", l.label(), s.name, m, r["p99_us"].get<double>(),
+                       r["ratio_to_c_udp"].get<double>(), r["lost_percent"].get<double>());
+        }
+    }
+    for (auto& s : servers) stop(s.proc);
+    return rows;
+}
+
 // ---------------------------------------------------------------- pipes
 
 // dd if=/dev/zero | dd of=/dev/null, TOTAL bytes in BLOCK-sized blocks: two processes and a pipe.
@@ -611,6 +697,8 @@ constexpr Target kTargets[] = {
     {"threads_scaling", 1.5, false},      // --threads 2 x --threads 1, two clients
     {"client_vs_c", 0.95, false},         // multi-connect x the C client
     {"connect_vs_c", 0.90, false},        // --mode connect x the C connect loop, new connections per second
+    {"udp_vs_c", 0.90, false},            // each model's UDP echo x the C recvmmsg/sendmmsg server
+    {"udp_vs_peers", 4.0, false},         // the UDP echo x ncat -u and socat UDP-RECVFROM
     {"conn10k_rss_mib", 64, true},        // RSS at 10,000 connections, each side
     {"pipe_rw_vs_dd", 1.0, false},        // pipe-test read-write x dd | dd
     {"splice_vs_rw", 1.5, false},         // splice x read-write at 1 MiB blocks
@@ -674,6 +762,28 @@ Json targets_section(const Json& results) {
                 check("connect_vs_c", fmt::format("--mode connect against {} x the C connect loop", r["server"].get<std::string>()),
                       r["ratio"].get<double>());
     }
+    if (results.contains("udp")) {
+        auto udp_rps = [&](const std::string& server, int conns, int pipeline) {
+            for (const Json& r : results["udp"])
+                if (r["server"] == server && r["conns"] == conns && r["pipeline"] == pipeline && r["size"] == 64)
+                    return r["round_trips_per_s"].get<double>();
+            return 0.0;
+        };
+        for (auto [conns, pipeline] : {std::pair{10, 1}, {10, 16}}) {
+            const double c = udp_rps("c-udp", conns, pipeline);
+            for (const Json& r : results["udp"]) {
+                const std::string server = r["server"].get<std::string>();
+                if (!server.starts_with("muxkit-") || r["conns"] != conns || r["pipeline"] != pipeline || r["size"] != 64) continue;
+                if (c > 0)
+                    check("udp_vs_c", fmt::format("UDP {} at {} sockets x {} in flight x c-udp", server.substr(7), conns, pipeline),
+                          r["round_trips_per_s"].get<double>() / c);
+                for (std::string peer : {"ncat", "socat"})
+                    if (pipeline == 1 && udp_rps(peer, conns, pipeline) > 0)
+                        check("udp_vs_peers", fmt::format("UDP {} at {} sockets x {}", server.substr(7), conns, peer),
+                              r["round_trips_per_s"].get<double>() / udp_rps(peer, conns, pipeline));
+            }
+        }
+    }
     if (results.contains("multi_connect")) {
         const Json& mc = results["multi_connect"];
         if (mc.contains("ratio")) check("client_vs_c", "multi-connect x the C client, 100 connections", mc["ratio"].get<double>());
@@ -705,7 +815,7 @@ int main(int argc, char** argv) {
         } else if (a == "--out" && i + 1 < argc) out_dir = argv[++i];
         else sections.push_back(a);
     }
-    if (sections.empty()) sections = {"echo", "threads", "syscalls", "client", "connect", "pipe", "callgrind"};
+    if (sections.empty()) sections = {"echo", "threads", "syscalls", "client", "connect", "udp", "pipe", "callgrind"};
     ::signal(SIGPIPE, SIG_IGN);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured, never twice through a fork
     rlimit rl{};
@@ -721,12 +831,13 @@ int main(int argc, char** argv) {
         if (s == "echo") results["echo_server"] = echo_section();
         else if (s == "client") results["multi_connect"] = client_section();
         else if (s == "connect") results["connect"] = connect_section();
+        else if (s == "udp") results["udp"] = udp_section();
         else if (s == "pipe") results["pipe"] = pipe_section();
         else if (s == "callgrind") results["instructions_per_message"] = callgrind_section();
         else if (s == "threads") results["threads"] = threads_section();
         else if (s == "syscalls") results["syscalls"] = syscalls_section();
         else {
-            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, threads, syscalls, client, connect, pipe, callgrind)\n", s);
+            fmt::print(stderr, "muxkit-bench: unknown section '{}' (echo, threads, syscalls, client, connect, udp, pipe, callgrind)\n", s);
             return 2;
         }
     }

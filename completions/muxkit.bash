@@ -48,22 +48,24 @@ _muxkit() {
             --expect) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --hold) COMPREPLY=(); return ;;
             --max-failures) COMPREPLY=(); return ;;
+            --max-loss) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
             --hdr-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-loss --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     merge)
         case "$prev" in
             --max-failures) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
+            --max-loss) COMPREPLY=(); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help --max-failures --max-p99 --percentiles --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help --max-failures --max-p99 --max-loss --percentiles --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     fd-watch)
