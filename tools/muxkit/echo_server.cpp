@@ -149,6 +149,10 @@ int run_echo_server_command(const EchoServerOptions& o) {
             out.warning(fmt::format("{} echoes to any sender, including forged ones: on an address others can reach it is a "
                                     "traffic reflector (CVE-1999-0103); keep it on loopback or behind a firewall",
                                     a.to_string()));
+    // A pipe or socket on stdout can lose its reader between two lines (| head -n 1): end then,
+    // quietly, rather than serve on until the next line finds out.
+    struct stat out_st {};
+    if (::fstat(1, &out_st) == 0 && (S_ISFIFO(out_st.st_mode) || S_ISSOCK(out_st.st_mode))) config.output_fd = 1;
     forward_signals();
     // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
     if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);

@@ -30,6 +30,9 @@ struct EchoServerConfig {
     std::optional<StoreConfig> store;  // keep every received byte in a file, through a writer process
     // At a graceful stop, how long each connection gets to take the echo it is owed.
     Duration drain_timeout = std::chrono::seconds(2);
+    // The run ends, as at a stop, once this descriptor reports an error or a hangup: the caller's
+    // output, whose reader may go away between two lines. -1: none.
+    int output_fd = -1;
 };
 
 struct EchoServerStats {

@@ -60,6 +60,7 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
     auto control = EventLoop::create(Model::poll);
     control->add(signals.fd(), kReadable);
     control->add(shared.wake_read.get(), kReadable);
+    if (config.output_fd >= 0) control->add(config.output_fd, 0);  // errors and hangups only
     const std::int64_t start = now_ns();
     std::vector<EchoServerStats> finals(servers.size());
     std::vector<std::thread> threads;
@@ -80,6 +81,7 @@ EchoServerStats run_multiplexed(const EchoServerConfig& config, EchoServerObserv
     detail::RunSchedule schedule(config, start);
     while (!shared.stop) {
         for (const Event& ev : control->wait(schedule.next_deadline())) {
+            if (ev.fd == config.output_fd && (ev.events & (kError | kHangup))) shared.request_stop();
             if (ev.fd != signals.fd()) continue;
             SignalFlags f = signals.drain();
             if (f.stats) observer.on_stats(current());

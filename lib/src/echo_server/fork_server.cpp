@@ -209,6 +209,7 @@ public:
         loop_->add(signals_.fd(), kReadable);
         loop_->add(reports_.read.get(), kReadable);
         for (auto& l : listeners_) loop_->add(l.fd.get(), kReadable);
+        if (config.output_fd >= 0) loop_->add(config.output_fd, 0);  // errors and hangups only
     }
 
     EchoServerStats run() {
@@ -216,6 +217,7 @@ public:
             for (const Event& ev : loop_->wait(next_deadline())) {
                 if (ev.fd == signals_.fd()) on_signal();
                 else if (ev.fd == reports_.read.get()) read_reports();
+                else if (ev.fd == config_.output_fd) stop_ = stop_ || (ev.events & (kError | kHangup));
                 else if (!stop_) accept_all(ev.fd);
             }
             if (!live_.empty()) reap(WNOHANG);
