@@ -26,7 +26,7 @@ _muxkit() {
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -m --model --buffer-size --max-connections --idle-timeout --duration --drain-timeout --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -m --model -4 -6 --buffer-size --max-connections --idle-timeout --duration --drain-timeout --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     multi-connect)
@@ -54,7 +54,7 @@ _muxkit() {
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model --threads --payload --expect --hold --no-verify --max-failures --max-loss --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model -4 -6 --threads --payload --expect --hold --no-verify --max-failures --max-loss --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     merge)
@@ -79,7 +79,7 @@ _muxkit() {
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -e --events -t --timeout --count --duration --once --show -m --model --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -e --events -t --timeout --count --duration --once --show -m --model -4 -6 --json -v --verbose -q --quiet --color" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "stdin - file: fifo: listen: connect: exec:" -- "$cur"))
         fi

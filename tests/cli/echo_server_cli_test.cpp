@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -546,4 +547,40 @@ BOOST_AUTO_TEST_CASE(threads_are_named_in_the_listening_line_and_the_summary) {
     BOOST_TEST(text.read_line().ends_with("(model poll, 3 threads)"));
     text.signal(SIGTERM);
     text.wait(10s);
+}
+
+// Whether this machine's resolver gives "localhost" an address of the family (/etc/hosts).
+static bool localhost_resolves_as(int family) {
+    Address a = Address::parse("localhost:1");
+    a.family = family;
+    try {
+        return !resolve(a, false).empty();
+    } catch (const RuntimeError&) {
+        return false;
+    }
+}
+
+BOOST_AUTO_TEST_CASE(dash_4_and_dash_6_choose_the_address_family_of_a_name) {
+    for (auto [flag, family, prefix] : {std::tuple{"-4", AF_INET, "127.0.0.1:"}, {"-6", AF_INET6, "[::1]:"}}) {
+        if (!localhost_resolves_as(family)) {
+            BOOST_TEST_MESSAGE("localhost has no " << flag << " address here");
+            continue;
+        }
+        EchoServer server({flag, "localhost:0"});
+        BOOST_TEST(server.address().starts_with(prefix), server.address());
+        RunResult r = run_muxkit({"multi-connect", flag, fmt::format("localhost:{}", server.port()), "-n", "10", "--json"});
+        BOOST_TEST(r.exit_code == 0, r.err);
+        BOOST_TEST(summary_of(r)["messages"]["received"] == 10);
+        Json s = summary_of(server.stop());
+        BOOST_TEST(s["connections"]["accepted"] == 1);
+    }
+    for (std::vector<std::string> args : {std::vector<std::string>{"echo-server", "-4", "-6"},
+                                          {"echo-server", "-6", "127.0.0.1:0"},
+                                          {"echo-server", "-4", "udp:[::1]:0"},
+                                          {"multi-connect", "-6", "127.0.0.1:9"},
+                                          {"fd-watch", "-4", "listen:[::1]:0"}}) {
+        RunResult r = run_muxkit(args);
+        BOOST_TEST(r.exit_code == 2, fmt::format("{}: {}", fmt::join(args, " "), r.err));
+        BOOST_TEST(r.err.find("error:") != std::string::npos);
+    }
 }

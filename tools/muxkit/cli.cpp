@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -27,6 +28,23 @@ void add_model_option(CLI::App& app, std::string& model, Feature feature) {
     for (std::size_t i = 0; i < summaries.size(); ++i)
         help += fmt::format("{}{}", i == 0 ? "" : i + 1 == summaries.size() ? " or " : ", ", summaries[i]);
     app.add_option("-m,--model", model, help)->type_name("MODEL")->check(CLI::IsMember(model_names(feature)))->capture_default_str();
+}
+
+void add_family_options(CLI::App& app, FamilyOptions& opts) {
+    auto* v4 = app.add_flag("-4", opts.v4, "IPv4 only: a name resolves to its IPv4 addresses");
+    auto* v6 = app.add_flag("-6", opts.v6, "IPv6 only: a name resolves to its IPv6 addresses");
+    v4->excludes(v6);
+}
+
+void apply_family(const FamilyOptions& opts, Address& address) {
+    if ((!opts.v4 && !opts.v6) || address.kind == Address::Kind::unix_path) return;
+    address.family = opts.v4 ? AF_INET : AF_INET6;
+    in_addr v4;
+    in6_addr v6;
+    if (opts.v4 && inet_pton(AF_INET6, address.host.c_str(), &v6) == 1)
+        throw UsageError(fmt::format("-4 asks for IPv4, but {} is an IPv6 address", address.to_string()));
+    if (opts.v6 && inet_pton(AF_INET, address.host.c_str(), &v4) == 1)
+        throw UsageError(fmt::format("-6 asks for IPv6, but {} is an IPv4 address", address.to_string()));
 }
 
 void check_threads(unsigned threads) {

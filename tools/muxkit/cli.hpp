@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <muxkit/address.hpp>
 #include <muxkit/model.hpp>
 #include <muxkit/report.hpp>
 
@@ -28,6 +29,13 @@ void add_common_options(CLI::App& app, CommonOptions& opts);
 // Installs the handlers that turn SIGINT, SIGTERM, SIGUSR1 and SIGCHLD into SignalPipe notices
 // (called by the subcommands that run until stopped).
 void forward_signals();
+// -4 / -6: which address family a name resolves to, where it has both.
+struct FamilyOptions {
+    bool v4 = false, v6 = false;
+};
+void add_family_options(CLI::App& app, FamilyOptions& opts);
+// Sets the family on an inet or udp address; a numeric host of the other family is a UsageError.
+void apply_family(const FamilyOptions& opts, Address& address);
 // --threads: between 1 and 256 event loops; throws UsageError otherwise.
 void check_threads(unsigned threads);
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).

@@ -28,6 +28,7 @@ struct EchoServerOptions {
     unsigned threads = 1;
     std::string store, store_format = "raw";
     CLI::Option* store_format_opt = nullptr;
+    FamilyOptions family;
     CommonOptions common;
 };
 
@@ -106,7 +107,8 @@ private:
 int run_echo_server_command(const EchoServerOptions& o) {
     EchoServerConfig config;
     for (const auto& a : o.addresses) config.addresses.push_back(Address::parse(a));
-    if (config.addresses.empty()) config.addresses.push_back(Address::parse("127.0.0.1:7007"));
+    if (config.addresses.empty()) config.addresses.push_back(Address::parse(o.family.v6 ? "[::1]:7007" : "127.0.0.1:7007"));
+    for (auto& a : config.addresses) apply_family(o.family, a);
     config.model = parse_model(o.model, Feature::echo_server);
     std::uint64_t buffer = parse_size(o.buffer_size);
     if (buffer == 0 || buffer > (1u << 30))
@@ -177,6 +179,7 @@ Subcommand setup_echo_server(CLI::App& parent) {
     app->add_option("address", opts->addresses,
                     "where to listen: HOST:PORT, [IPV6]:PORT, PORT, unix:PATH or udp:HOST:PORT (default 127.0.0.1:7007; several allowed)")->type_name("ADDRESS");
     add_model_option(*app, opts->model, Feature::echo_server);
+    add_family_options(*app, opts->family);
     app->add_option("--buffer-size", opts->buffer_size, "bytes read per call, also the per-connection backlog cap")->type_name("SIZE")
         ->capture_default_str();
     app->add_option("--max-connections", opts->max_connections,

@@ -16,6 +16,7 @@ struct FdWatchOptions {
     std::vector<std::string> sources;
     std::string events = "r", timeout = "5s", count, duration, show = "size", model = "select";
     bool once = false;
+    FamilyOptions family;
     CommonOptions common;
 };
 
@@ -80,7 +81,12 @@ private:
 
 int run_fd_watch_command(const FdWatchOptions& o) {
     WatchConfig cfg;
-    for (const auto& s : o.sources) cfg.sources.push_back(SourceSpec::parse(s));
+    for (const auto& s : o.sources) {
+        SourceSpec spec = SourceSpec::parse(s);
+        if (spec.type == SourceSpec::Type::listen || spec.type == SourceSpec::Type::connect || spec.type == SourceSpec::Type::udp)
+            apply_family(o.family, spec.address);
+        cfg.sources.push_back(std::move(spec));
+    }
     if (cfg.sources.empty()) cfg.sources.push_back(SourceSpec::parse("stdin"));
     cfg.model = parse_model(o.model, Feature::fd_watch);
     cfg.events = parse_event_set(o.events);
@@ -127,6 +133,7 @@ Subcommand setup_fd_watch(CLI::App& parent) {
         ->check(CLI::IsMember({"none", "size", "text", "hex"}))
         ->capture_default_str();
     add_model_option(*app, o->model, Feature::fd_watch);
+    add_family_options(*app, o->family);
     add_common_options(*app, o->common);
     return {app, [o] { return run_fd_watch_command(*o); }, &o->common};
 }

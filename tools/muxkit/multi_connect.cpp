@@ -35,6 +35,7 @@ struct MultiConnectOptions {
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr, *pipeline_opt = nullptr;
     CLI::Option *expect_opt = nullptr, *hold_opt = nullptr, *connect_rate_opt = nullptr, *reply_timeout_opt = nullptr;
     CLI::Option *no_verify_opt = nullptr, *max_loss_opt = nullptr, *mode_opt = nullptr;
+    FamilyOptions family;
     CommonOptions common;
 };
 
@@ -294,6 +295,7 @@ Json settings_json(const LoadConfig& config) {
 int run_multi_connect_command(const MultiConnectOptions& o) {
     LoadConfig config;
     config.target = Address::parse(o.address);
+    apply_family(o.family, config.target);
     config.model = parse_model(o.model, Feature::multi_connect);
     config.connections = parse_count(o.connections, "--connections", 1, 10'000'000);
     config.connect_timeout = parse_duration(o.connect_timeout);
@@ -390,6 +392,7 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     app->add_option("--connect-timeout", o->connect_timeout, "give up on a connect after DUR")->type_name("DUR")->capture_default_str();
     o->reply_timeout_opt = app->add_option("--reply-timeout", o->reply_timeout, "give up on a reply after DUR of silence")->type_name("DUR")->capture_default_str();
     add_model_option(*app, o->model, Feature::multi_connect);
+    add_family_options(*app, o->family);
     app->add_option("--threads", o->threads, "event loops, one per thread, each with its share of the connections")
         ->type_name("N")
         ->capture_default_str();

@@ -17,6 +17,7 @@ struct Address {
     std::string host;  // without brackets; inet and udp
     std::uint16_t port = 0;
     std::string path;  // unix only
+    int family = 0;    // AF_INET or AF_INET6: only that family's addresses of a name (-4, -6); 0: any
 
     // Throws UsageError naming the input and what is wrong with it.
     static Address parse(std::string_view text);

@@ -152,14 +152,15 @@ std::vector<Endpoint> resolve(const Address& address, bool passive) {
         return out;
     }
     addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = address.family ? address.family : AF_UNSPEC;
     hints.ai_socktype = address.datagram() ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     addrinfo* res = nullptr;
     std::string port = std::to_string(address.port);
     int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0)
-        throw RuntimeError(fmt::format("cannot resolve '{}': {}", address.host,
+        throw RuntimeError(fmt::format("cannot resolve '{}'{}: {}", address.host,
+                                       address.family == AF_INET ? " as IPv4" : address.family == AF_INET6 ? " as IPv6" : "",
                                        rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc)));
     for (auto p = res; p; p = p->ai_next) out.push_back(Endpoint::from(p->ai_addr, p->ai_addrlen));
     freeaddrinfo(res);
