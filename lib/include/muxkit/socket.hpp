@@ -39,6 +39,9 @@ Connecting connect_datagram(const Endpoint& endpoint, std::size_t receive_room =
 int socket_error(int fd) noexcept;  // SO_ERROR: the outcome of a non-blocking connect
 // Datagrams the kernel dropped for this socket (its receive queue was full), 0 if unknown.
 std::uint64_t socket_drops(int fd) noexcept;
+// Bytes written to a TCP socket that its peer has not acknowledged (so may never get, if the
+// socket is reset now); 0 for other sockets, whose written bytes are already the peer's.
+std::uint64_t unacknowledged_bytes(int fd) noexcept;
 
 // A connect that waits at most timeout (and no longer once a stop is requested): err is 0 when
 // connected, else the errno (ETIMEDOUT when the time ran out). The socket stays non-blocking.

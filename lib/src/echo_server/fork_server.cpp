@@ -11,8 +11,6 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -156,8 +154,7 @@ private:
         if (owed == 0) {
             ::shutdown(fd_, SHUT_WR);
             for (;;) {
-                int unacked = 0;
-                if (::ioctl(fd_, SIOCOUTQ, &unacked) == 0 && unacked == 0) break;
+                if (unacknowledged_bytes(fd_) == 0) break;
                 if (!wait_for(fd_, POLLIN, std::min(deadline, now_ns() + 10'000'000), timed_out, false)) {
                     if (now_ns() >= deadline) break;
                     timed_out = false;
@@ -173,10 +170,9 @@ private:
             }
         }
         rep_.bytes_unsent += owed;
-        int unacked = 0;
-        if (::ioctl(fd_, SIOCOUTQ, &unacked) == 0 && unacked > 0) {
+        if (const std::uint64_t unacked = unacknowledged_bytes(fd_); unacked > 0) {
             // Out of time with echo unacknowledged: reset, so bytes.out is what the client got.
-            const std::uint64_t back = std::min<std::uint64_t>(static_cast<std::uint64_t>(unacked), rep_.bytes_out);
+            const std::uint64_t back = std::min(unacked, rep_.bytes_out);
             rep_.bytes_out -= back;
             rep_.bytes_unsent += back;
             const linger reset{1, 0};

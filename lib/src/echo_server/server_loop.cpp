@@ -4,9 +4,7 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <linux/sockios.h>
 #include <netinet/in.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <unistd.h>
@@ -364,8 +362,7 @@ void ServerLoop::drain_connections() {
                     continue;
                 }
             }
-            int unacked = 0;
-            if (d.write_shut && ::ioctl(c.fd.get(), SIOCOUTQ, &unacked) == 0 && unacked == 0) {
+            if (d.write_shut && unacknowledged_bytes(c.fd.get()) == 0) {
                 // The client has every echo byte: draining what it still sends first keeps the
                 // close clean where it can.
                 IoResult r;
@@ -382,9 +379,7 @@ void ServerLoop::drain_connections() {
     // count is exact (a plain close would go on sending some of it).
     for (auto& d : open) {
         Connection& c = *d.c;
-        int unacked = 0;
-        if (::ioctl(c.fd.get(), SIOCOUTQ, &unacked) != 0) unacked = 0;
-        const std::uint64_t taken_back = std::min<std::uint64_t>(static_cast<std::uint64_t>(unacked), c.bytes_out);
+        const std::uint64_t taken_back = std::min(unacknowledged_bytes(c.fd.get()), c.bytes_out);
         c.bytes_out -= taken_back;
         stats_.bytes_out -= taken_back;
         stats_.bytes_unsent += taken_back + (c.pending.size() - c.pending_off);

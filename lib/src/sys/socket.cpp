@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -130,6 +132,16 @@ std::uint64_t socket_drops(int fd) noexcept {
     socklen_t len = sizeof info;
     if (::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(std::uint32_t)) return 0;
     return info[SK_MEMINFO_DROPS];
+}
+
+std::uint64_t unacknowledged_bytes(int fd) noexcept {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    int queued = 0;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued <= 0) return 0;
+    // SIOCOUTQ counts sequence numbers, and a FIN takes one until the peer acknowledges it.
+    const bool fin_unacknowledged = info.tcpi_state == TCP_FIN_WAIT1 || info.tcpi_state == TCP_CLOSING || info.tcpi_state == TCP_LAST_ACK;
+    return static_cast<std::uint64_t>(queued) - (fin_unacknowledged ? 1 : 0);
 }
 
 Endpoint local_endpoint(int fd) {
