@@ -270,6 +270,11 @@ BOOST_AUTO_TEST_CASE(hdr_log_that_cannot_be_written_is_a_runtime_error) {
     RunResult r = run_muxkit({"multi-connect", "127.0.0.1:1", "--hdr-log", "/nonexistent/dir/x.hlog"});
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.err.find("cannot write --hdr-log '/nonexistent/dir/x.hlog': No such file or directory") != std::string::npos, r.err);
+    // A full disk: the error of the write that failed, not of whatever call came after it.
+    EchoServer server({"-m", "epoll"});
+    RunResult full = run_muxkit({"multi-connect", server.address(), "-n", "20", "--hdr-log", "/dev/full"});
+    BOOST_TEST(full.exit_code == 3, full.err);
+    BOOST_TEST(full.err.find("cannot write --hdr-log '/dev/full': No space left on device") != std::string::npos, full.err);
 }
 
 // ---------------------------------------------------------------- many load hosts for real

@@ -27,8 +27,11 @@ public:
     void close();
 
 private:
+    void write(const std::string& line);
+
     std::string path_;
     std::FILE* file_ = nullptr;
+    int err_ = 0;  // the first write error, kept when it happens (errno is another call's by close)
 };
 
 }  // namespace muxkit

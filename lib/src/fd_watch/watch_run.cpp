@@ -300,11 +300,12 @@ private:
             socklen_t len = sizeof from;
             const ssize_t n = ::recvfrom(s.fd, buf_, sizeof buf_, MSG_DONTWAIT | MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &len);
             if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN) return;
+                const int err = errno;
+                if (err == EINTR) continue;
+                if (err == EAGAIN) return;
                 WatchEvent e = event_for(s, "error");  // the socket stays: the next datagram may come
-                e.error = errno;
-                e.status = errno_name(errno);
+                e.error = err;
+                e.status = errno_name(err);
                 emit(e);
                 return;
             }

@@ -18,10 +18,15 @@ HdrLogWriter::HdrLogWriter(const std::string& path, double start_epoch_s) : path
     ::gmtime_r(&whole, &utc);
     char when[64];
     std::strftime(when, sizeof when, "%a %b %d %H:%M:%S UTC %Y", &utc);
-    fmt::print(file_, "#[Histogram log format version 1.3]\n");
-    fmt::print(file_, "#[StartTime: {:.3f} (seconds since epoch), {}]\n", start_epoch_s, when);
-    fmt::print(file_, "#[BaseTime: {:.3f} (seconds since epoch)]\n", start_epoch_s);
-    fmt::print(file_, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n");
+    write("#[Histogram log format version 1.3]\n");
+    write(fmt::format("#[StartTime: {:.3f} (seconds since epoch), {}]\n", start_epoch_s, when));
+    write(fmt::format("#[BaseTime: {:.3f} (seconds since epoch)]\n", start_epoch_s));
+    write("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n");
+}
+
+void HdrLogWriter::write(const std::string& line) {
+    if (!file_ || err_) return;
+    if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) err_ = errno ? errno : EIO;
 }
 
 HdrLogWriter::~HdrLogWriter() {
@@ -29,17 +34,17 @@ HdrLogWriter::~HdrLogWriter() {
 }
 
 void HdrLogWriter::interval(std::string_view tag, double start_s, double length_s, const Histogram& h) {
-    if (!file_) return;
-    fmt::print(file_, "Tag={},{:.3f},{:.3f},{:.3f},{}\n", tag, start_s, length_s, static_cast<double>(h.max()) / 1e6, h.encode());
+    write(fmt::format("Tag={},{:.3f},{:.3f},{:.3f},{}\n", tag, start_s, length_s, static_cast<double>(h.max()) / 1e6, h.encode()));
 }
 
 void HdrLogWriter::close() {
     if (!file_) return;
-    const bool failed = std::ferror(file_) != 0;
-    const int err = errno;
-    const bool closed = std::fclose(file_) == 0;
+    int err = err_;
+    if (std::fflush(file_) != 0 && !err) err = errno;
+    if (std::ferror(file_) && !err) err = EIO;
+    if (std::fclose(file_) != 0 && !err) err = errno;
     file_ = nullptr;
-    if (failed || !closed) throw RuntimeError(fmt::format("cannot write --hdr-log '{}': {}", path_, std::strerror(err)));
+    if (err) throw RuntimeError(fmt::format("cannot write --hdr-log '{}': {}", path_, std::strerror(err)));
 }
 
 }  // namespace muxkit
