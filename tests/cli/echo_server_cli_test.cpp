@@ -173,7 +173,10 @@ BOOST_AUTO_TEST_CASE(select_refuses_connections_past_fd_setsize_and_keeps_servin
     EchoServer server({"-m", "select"}, opts);
     std::vector<Fd> clients;
     for (int i = 0; i < 1100; ++i) clients.push_back(connect_to(server.address()));
-    ::usleep(300000);
+    BOOST_TEST(eventually([&] {  // until the server has taken or refused every one
+        const Json st = server.stats();
+        return st["connections"]["accepted"].get<int>() + st["connections"]["refused"].get<int>() == 1100;
+    }));
     // Early clients still echo.
     for (int i = 0; i < 20; ++i) {
         send_all(clients[i].get(), "still here");
@@ -386,7 +389,7 @@ BOOST_AUTO_TEST_CASE(verbose_json_reports_each_connection) {
         send_all(fd.get(), "12345");
         BOOST_TEST(recv_exact(fd.get(), 5) == "12345");
     }
-    ::usleep(100000);
+    server.process().read_line_with("\"closed\"");
     auto lines = server.stop().json_lines();
     int opened = 0, closed = 0;
     for (auto& l : lines) {

@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(peer_chosen_socket_paths_never_reach_the_terminal_raw) {
         send_all(c.get(), "hi");
         BOOST_TEST(recv_exact(c.get(), 2) == "hi");
         c.reset();
-        std::this_thread::sleep_for(200ms);
+        server.read_line_with("closed");
         server.signal(SIGTERM);
         RunResult r = server.wait(10s);
         BOOST_TEST(r.out.find('\x1b') == std::string::npos);
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(peer_chosen_socket_paths_never_reach_the_terminal_raw) {
     ::unlink(evil.c_str());
     {
         Child watch({"fd-watch", "listen:unix:" + server_path, "--show", "text", "--count", "3"});
-        std::this_thread::sleep_for(300ms);
+        BOOST_REQUIRE(wait_listening("unix:" + server_path));
         Fd c = unix_client_bound_to(evil, server_path);
         send_all(c.get(), "hi");
         c.reset();
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(fd_watch_listener_state_stays_bounded_over_many_peers) {
     const std::string out = dir.path + "/out";
     // Its events go to a file: a pipe nobody reads during the loop would stop the watcher.
     Child watch({"/bin/sh", "-c", fmt::format("exec {} fd-watch listen:{} --json -t 30s >{}", kMuxkit, address, out)}, {}, false);
-    std::this_thread::sleep_for(300ms);
+    BOOST_REQUIRE(wait_listening(address));
     const Endpoint ep = resolve(Address::parse(address), false).front();
     for (int i = 0; i < 2000; ++i) {
         Fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -175,7 +175,12 @@ BOOST_AUTO_TEST_CASE(fd_watch_listener_state_stays_bounded_over_many_peers) {
         const int err = errno;
         BOOST_REQUIRE_MESSAGE(rc == 0, "connect " << i << ": " << std::strerror(err));
     }
-    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(eventually([&] {  // until it has seen every peer come and go
+        std::ifstream events(out);
+        int eofs = 0;
+        for (std::string line; std::getline(events, line);) eofs += line.find("\"event\":\"eof\"") != std::string::npos;
+        return eofs == 2000;
+    }, 30s));
     watch.signal(SIGTERM);
     RunResult r = watch.wait(20s);
     BOOST_TEST(r.exit_code == 0, r.err);
@@ -263,7 +268,7 @@ BOOST_AUTO_TEST_CASE(fork_model_reports_connection_events_with_v) {
         send_all(c.get(), "hello");
         BOOST_TEST(recv_exact(c.get(), 5) == "hello");
     }
-    std::this_thread::sleep_for(300ms);
+    server.process().read_line_with("\"closed\"");
     RunResult r = server.stop();
     int opened = 0, closed = 0;
     for (const auto& j : r.json_lines()) {

@@ -112,7 +112,7 @@ BOOST_AUTO_TEST_CASE(fifo_waits_quietly_for_a_late_writer_and_reports_each_eof) 
         BOOST_REQUIRE(w >= 0);
         BOOST_REQUIRE(::write(w, msg, 3) == 3);
         ::close(w);
-        ::usleep(100000);
+        c.read_line_with("\"eof\"");  // seen, before the next writer opens it
     }
     RunResult r = c.wait(10s);
     BOOST_TEST(r.exit_code == 0);
@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(listen_source_with_known_port_gets_a_client) {
     }
     BOOST_REQUIRE(client);
     send_all(client.get(), "ping");
-    ::usleep(100000);
+    c.read_line_with("\"readable\"");
     client.reset();
     RunResult r = c.wait(10s);
     BOOST_TEST(r.exit_code == 0);

@@ -114,7 +114,10 @@ BOOST_AUTO_TEST_CASE(datagrams_the_kernel_dropped_for_a_full_queue_are_counted) 
     for (int i = 0; i < 6000; ++i)
         if (::send(s.get(), d.data(), d.size(), 0) == 1000) ++sent;
     server.process().signal(SIGCONT);
-    ::usleep(300000);
+    BOOST_TEST(eventually([&] {  // until the server has read what its queue held
+        const Json st = server.stats();
+        return st["datagrams"]["in"].get<int>() + st["datagrams"]["overflowed"].get<int>() == sent;
+    }));
     Json j = summary_of(server.stop());
     const Json& g = j["datagrams"];
     BOOST_TEST(g["overflowed"].get<int>() > 0);

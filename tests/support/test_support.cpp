@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -125,6 +126,15 @@ std::string Child::read_line(std::chrono::milliseconds timeout) {
     }
     BOOST_FAIL("no line on stdout in time; stdout so far: '" << out_buf_ << "' stderr: '" << err_buf_ << "'");
     return {};
+}
+
+std::string Child::read_line_with(std::string_view needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        std::string line = read_line(std::max(left, std::chrono::milliseconds(1)));
+        if (line.find(needle) != std::string::npos) return line;
+    }
 }
 
 void Child::signal(int sig) {
@@ -248,6 +258,11 @@ EchoServer::EchoServer(std::vector<std::string> extra_args, SpawnOptions opts, i
     }
 }
 
+Json EchoServer::stats() {
+    child_.signal(SIGUSR1);
+    return Json::parse(child_.read_line_with("\"type\":\"stats\""));
+}
+
 RunResult EchoServer::stop(int sig) {
     child_.signal(sig);
     return child_.wait(30s);
@@ -328,6 +343,61 @@ Json summary_of(const RunResult& r) {
     BOOST_REQUIRE_MESSAGE(!lines.empty(), "no JSON on stdout; stderr: " << r.err);
     BOOST_REQUIRE_EQUAL(lines.back()["type"].get<std::string>(), "summary");
     return lines.back();
+}
+
+}  // namespace muxkit::test
+
+namespace muxkit::test {
+
+namespace {
+
+// Whether /proc/net/FILE has a socket on local port `port` in state `state` (hex, as listed).
+bool proc_net_has(const char* file, std::uint16_t port, const char* state) {
+    std::ifstream in(std::string("/proc/net/") + file);
+    std::string line;
+    std::getline(in, line);  // the legend
+    const std::string want = fmt::format(":{:04X}", port);
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, st;
+        fields >> slot >> local >> remote >> st;
+        if (local.ends_with(want) && st == state) return true;
+    }
+    return false;
+}
+
+// Whether a Unix stream socket listens on path (flag __SO_ACCEPTCON in /proc/net/unix).
+bool unix_listening(const std::string& path) {
+    std::ifstream in("/proc/net/unix");
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string num, refs, protocol, flags, type, st, inode, name;
+        fields >> num >> refs >> protocol >> flags >> type >> st >> inode;
+        std::getline(fields >> std::ws, name);
+        if (name == path && flags == "00010000") return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (condition()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+}
+
+bool wait_listening(const std::string& address, std::chrono::milliseconds timeout) {
+    const Address a = Address::parse(address);
+    if (a.kind == Address::Kind::unix_path) return eventually([&] { return unix_listening(a.path); }, timeout);
+    const std::uint16_t port = resolve(a, false).front().port();
+    if (a.datagram()) return eventually([&] { return proc_net_has("udp", port, "07") || proc_net_has("udp6", port, "07"); }, timeout);
+    return eventually([&] { return proc_net_has("tcp", port, "0A") || proc_net_has("tcp6", port, "0A"); }, timeout);
 }
 
 }  // namespace muxkit::test

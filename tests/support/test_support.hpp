@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sys/types.h>
@@ -61,6 +62,8 @@ public:
     void close_stdin() { in_.reset(); }
     // The next line of stdout (without newline); fails the test after timeout.
     std::string read_line(std::chrono::milliseconds timeout = 10s);
+    // Reads stdout lines until one contains needle, and returns it; fails the test after timeout.
+    std::string read_line_with(std::string_view needle, std::chrono::milliseconds timeout = 10s);
     void signal(int sig);
     // Waits for the exit, collecting all remaining output; kills it after timeout.
     RunResult wait(std::chrono::milliseconds timeout = 30s);
@@ -90,6 +93,7 @@ public:
     std::string address(std::size_t i = 0) const { return addresses_.at(i); }
     Child& process() { return child_; }
     RunResult stop(int sig = 15);  // SIGTERM, then collect the summary
+    Json stats();                  // its counts now: SIGUSR1, then the stats line it prints
 
 private:
     Child child_;
@@ -145,5 +149,11 @@ std::string random_bytes(std::size_t n, std::uint32_t seed);
 
 
 Json summary_of(const RunResult& r);  // the last JSON line, which must be the summary
+
+// Waits on a condition instead of sleeping a guess: polls it until true; false after timeout.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
+// Waits until a socket listens on address (HOST:PORT, unix:PATH) or is bound to it (udp:), as the
+// kernel lists them in /proc/net, without connecting to it; false after timeout.
+bool wait_listening(const std::string& address, std::chrono::milliseconds timeout = 10s);
 
 }  // namespace muxkit::test

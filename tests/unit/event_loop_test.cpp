@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <muxkit/clock.hpp>
@@ -120,7 +121,8 @@ BOOST_DATA_TEST_CASE(urgent_data_is_an_exception, bdata::make(kModels), model) {
     Endpoint ep = local_endpoint(listener.get());
     Fd client(::socket(AF_INET, SOCK_STREAM, 0));
     BOOST_REQUIRE(::connect(client.get(), ep.sa(), ep.length) == 0);
-    ::usleep(10000);
+    pollfd queued{listener.get(), POLLIN, 0};
+    BOOST_REQUIRE(::poll(&queued, 1, 5000) == 1);  // the connection waits in the accept queue
     Accepted server = accept_connection(listener.get());
     BOOST_REQUIRE(server.fd);
     auto loop = EventLoop::create(model);

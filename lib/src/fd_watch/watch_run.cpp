@@ -227,7 +227,9 @@ private:
         for (int round = 0; round < 64; ++round) {
             int avail = 0;
             if (::ioctl(s.fd, FIONREAD, &avail) != 0) avail = -1;
-            if (avail == 0 && total > 0) break;
+            // A FIFO (ours, non-blocking) is read once more: EOF at once if its writer has gone, which
+            // poll may never say for a writer that came and went before the FIFO was reopened.
+            if (avail == 0 && total > 0 && s.role != Role::fifo) break;
             std::size_t want = avail > 0 ? std::min<std::size_t>(static_cast<std::size_t>(avail), sizeof buf_) : sizeof buf_;
             IoResult r = read_some(s.fd, buf_, want);
             if (r.n > 0) {
@@ -354,10 +356,12 @@ private:
         Source& s = sources_[index];
         // Reading a FIFO whose writers have gone returns EOF at once, for ever: reopen it so the
         // source is quiet until the next writer comes.
+        // The new reader opens before the old one closes: closing the last reader would discard
+        // what a writer that came in between already wrote.
+        Fd reopened = open_fifo(s.fifo_path);
         loop_->remove(s.fd);
         by_fd_[s.fd] = SIZE_MAX;
-        s.owned.reset();
-        s.owned = open_fifo(s.fifo_path);
+        s.owned = std::move(reopened);
         s.fd = s.owned.get();
         loop_->add(s.fd, kReadable);
         if (static_cast<std::size_t>(s.fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(s.fd) + 1, SIZE_MAX);
