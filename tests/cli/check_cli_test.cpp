@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,6 +28,23 @@ const auto kClients = with_io_uring({"select", "epoll", "epoll/2"}, {"io_uring",
 RunResult run_json(std::vector<std::string> args) {
     args.push_back("--json");
     return run_muxkit(args);
+}
+
+// Bytes that arrived at a listener's port and wait to be read, over all its connections (accepted
+// or not), from /proc/net/tcp: how a test knows a client's request is on its way without a reply.
+std::uint64_t bytes_queued_at(const std::string& address) {
+    const std::string port = fmt::format(":{:04X}", resolve(Address::parse(address), false).front().port());
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);
+    std::uint64_t total = 0;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues;
+        fields >> slot >> local >> remote >> state >> queues;
+        if (local.ends_with(port) && state == "01") total += std::stoull(queues.substr(queues.find(':') + 1), nullptr, 16);
+    }
+    return total;
 }
 
 bool has_reason(const Json& s, const std::string& start) {
@@ -141,13 +159,68 @@ BOOST_DATA_TEST_CASE(peer_close_mid_run_counts_once_per_connection, bdata::make(
     max_failures_bounds(args, 2);
 }
 
-BOOST_AUTO_TEST_CASE(interrupted_run_fails_unless_allowed) {
+// A --duration shorter than --reply-timeout against a peer that never answers: nothing came back,
+// so the run fails with a reason; with a reply timeout shorter than the run's end, what waited
+// that long is a timeout, not in flight.
+BOOST_DATA_TEST_CASE(a_peer_that_never_answers_fails_however_short_the_run, bdata::make(kClients), variant) {
     Peer peer = python_peer("silent");
+    RunResult r = run_json(load_client(variant, {peer.address(), "-c", "5", "-d", "300ms"}));
+    BOOST_TEST(r.exit_code == 1, r.out);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["sent"] == 5);
+    BOOST_TEST(s["messages"]["received"] == 0);
+    BOOST_TEST(s["messages"]["in_flight"] == 5);  // they waited 2.3 s of their 5 s
+    BOOST_TEST(s["check"]["passed"] == false);
+    BOOST_TEST(has_reason(s, "no reply came back to 5 messages sent"), s["check"].dump());
+
+    // A listener that never accepts: the kernel completes the handshakes, takes the requests and
+    // the FINs, and nobody ever answers or closes.
+    Fd mute = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 16);
+    const std::string mute_address = local_endpoint(mute.get()).to_string();
+    RunResult timed = run_json(load_client(variant, {mute_address, "-c", "5", "-d", "100ms", "--reply-timeout", "200ms"}));
+    BOOST_TEST(timed.exit_code == 1, timed.out);
+    Json t = summary_of(timed);
+    BOOST_TEST(t["messages"]["timeouts"] == 5);
+    BOOST_TEST(t["messages"]["in_flight"] == 0);
+    BOOST_TEST(t["check"]["failures"] == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_udp_peer_that_never_answers_fails_however_short_the_run) {
+    Fd silent = bind_datagram(resolve(Address::parse("udp:127.0.0.1:0"), true).front());
+    const std::string address = "udp:" + local_endpoint(silent.get()).to_string();
+    RunResult r = run_json({"multi-connect", address, "-c", "5", "-d", "300ms"});
+    BOOST_TEST(r.exit_code == 1, r.out);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["received"] == 0);
+    BOOST_TEST(s["messages"]["sent"].get<int>() >= 5);
+    BOOST_TEST(has_reason(s, "no reply came back"), s["check"].dump());
+}
+
+BOOST_AUTO_TEST_CASE(a_run_too_short_to_send_anything_fails) {
+    EchoServer server({"-m", "epoll"});
+    for (int i = 0; i < 5; ++i) {
+        RunResult r = run_json({"multi-connect", server.address(), "-c", "3", "-d", "1us"});
+        Json s = summary_of(r);
+        if (s["messages"]["received"] == 0) {
+            BOOST_TEST(r.exit_code == 1, r.out);
+            BOOST_TEST((has_reason(s, "no message was sent") || has_reason(s, "no reply came back") ||
+                        has_reason(s, "no connection established")),
+                       s["check"].dump());
+        } else {
+            BOOST_TEST(r.exit_code == 0, r.out);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(interrupted_run_fails_unless_allowed) {
+    Fd mute = listen_on(resolve(Address::parse("127.0.0.1:0"), true).front(), 16);  // never accepts, never answers
+    const std::string address = local_endpoint(mute.get()).to_string();
     for (bool allow : {false, true}) {
-        std::vector<std::string> args = {"multi-connect", peer.address(), "--reply-timeout", "30s", "--json"};
+        std::vector<std::string> args = {"multi-connect", address, "--reply-timeout", "30s", "--json"};
         if (allow) args.push_back("--allow-interrupt");
+        const std::uint64_t before = bytes_queued_at(address);
         Child c(args);
-        std::this_thread::sleep_for(500ms);
+        BOOST_REQUIRE(eventually([&] { return bytes_queued_at(address) == before + 64; }));  // its message is on its way
         c.signal(SIGINT);
         RunResult r = c.wait(10s);
         BOOST_TEST(!r.timed_out);
@@ -158,8 +231,9 @@ BOOST_AUTO_TEST_CASE(interrupted_run_fails_unless_allowed) {
         BOOST_TEST(has_reason(s, "interrupted") == !allow, s["check"].dump());
     }
     // The text report says so too.
-    Child c({"multi-connect", peer.address(), "--reply-timeout", "30s"});
-    std::this_thread::sleep_for(500ms);
+    const std::uint64_t before = bytes_queued_at(address);
+    Child c({"multi-connect", address, "--reply-timeout", "30s"});
+    BOOST_REQUIRE(eventually([&] { return bytes_queued_at(address) == before + 64; }));
     c.signal(SIGTERM);
     RunResult r = c.wait(10s);
     BOOST_TEST(r.exit_code == 1);
@@ -169,8 +243,8 @@ BOOST_AUTO_TEST_CASE(interrupted_run_fails_unless_allowed) {
 
 BOOST_AUTO_TEST_CASE(interrupted_message_count_run_fails_against_a_real_echo_server) {
     EchoServer server({});
-    Child c({"multi-connect", server.address(), "-c", "2", "-n", "100000000", "--json"});
-    std::this_thread::sleep_for(500ms);
+    Child c({"multi-connect", server.address(), "-c", "2", "-n", "100000000", "--interval", "50ms", "--json"});
+    c.read_line_with("\"type\":\"interval\"");  // it is under way
     c.signal(SIGINT);
     RunResult r = c.wait(10s);
     BOOST_TEST(r.exit_code == 1);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -216,6 +217,15 @@ print(base64.b64encode(struct.pack('>ii', 0x1c849314, len(packed)) + packed).dec
     Json precision = s;
     precision["histograms"]["rtt"] = two.out.substr(0, two.out.find('\n'));
     write_file(dir.path + "/digits.json", precision.dump() + "\n");
+    Json null_rtt = s;  // messages received, but their round trips left out
+    null_rtt["histograms"]["rtt"] = nullptr;
+    write_file(dir.path + "/nullrtt.json", null_rtt.dump() + "\n");
+    Json fewer = s;
+    fewer["messages"]["received"] = 5000;
+    write_file(dir.path + "/fewer.json", fewer.dump() + "\n");
+    Json huge = s;  // with good.json's 50, 2^64 - 1 sent would wrap to 49
+    huge["messages"]["sent"] = std::numeric_limits<std::uint64_t>::max();
+    write_file(dir.path + "/huge.json", huge.dump() + "\n");
 
     const std::vector<std::tuple<std::string, int, std::string>> cases = {
         {"empty.json", 2, "holds no summary"},
@@ -224,11 +234,16 @@ print(base64.b64encode(struct.pack('>ii', 0x1c849314, len(packed)) + packed).dec
         {"corrupt.json", 2, "histograms.rtt cannot be merged"},
         {"nohist.json", 2, "histograms.unit is missing"},
         {"digits.json", 2, "recorded with 2 significant digits; muxkit records 3"},
+        {"nullrtt.json", 2, "histograms.rtt is missing but rtt_us.samples is 50"},
+        {"fewer.json", 2, "histograms.rtt holds 50 round trips but messages.received is 5000"},
+        {"huge.json", 2, "pass 2^64 - 1"},
         {"absent.json", 3, "No such file or directory"},
         {"", 3, "Is a directory"},
+        {"/dev/zero", 2, "is not a regular file or a pipe"},
+        {"/dev/urandom", 2, "is not a regular file or a pipe"},
     };
     for (const auto& [name, code, message] : cases) {
-        const std::string path = name.empty() ? dir.path : dir.path + "/" + name;
+        const std::string path = name.empty() ? dir.path : name.starts_with("/") ? name : dir.path + "/" + name;
         RunResult r = run_muxkit({"merge", good, path, "--json"});
         BOOST_TEST(r.exit_code == code, name << ": " << r.err);
         BOOST_TEST(r.err.find("error: ") != std::string::npos, r.err);
@@ -239,6 +254,12 @@ print(base64.b64encode(struct.pack('>ii', 0x1c849314, len(packed)) + packed).dec
     }
     RunResult none = run_muxkit({"merge"});
     BOOST_TEST(none.exit_code == 2);
+    // A pipe is read, as far as a limit no summary comes near: one that never ends is refused.
+    RunResult endless = run_program({"/bin/sh", "-c", "head -c 100000000 /dev/zero | " MUXKIT_BINARY " merge /dev/stdin"}, 30s);
+    BOOST_TEST(endless.exit_code == 2, endless.err);
+    BOOST_TEST(endless.err.find("is larger than 64 MiB") != std::string::npos, endless.err);
+    RunResult piped = run_program({"/bin/sh", "-c", "cat " + good + " | " MUXKIT_BINARY " merge /dev/stdin --json"}, 30s);
+    BOOST_TEST(piped.exit_code == 0, piped.err);
 }
 
 BOOST_AUTO_TEST_CASE(service_time_beside_response_time_under_rate) {

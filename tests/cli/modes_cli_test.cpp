@@ -125,6 +125,70 @@ BOOST_DATA_TEST_CASE(request_mode_counts_wrong_bytes_from_a_server_that_flips_th
     BOOST_TEST(summary_of(r)["messages"]["verify_failures"] == 2);
 }
 
+// A server that answers after the first 4 KiB of a 16 MiB request (as one with a body size limit
+// does): that reply is not the reply to the request, so the message fails, once, and nothing is
+// counted received that was not sent whole.
+BOOST_DATA_TEST_CASE(request_mode_fails_a_reply_that_comes_before_its_request_was_written, bdata::make(kClients), variant) {
+    TempDir dir;
+    const std::string payload = dir.path + "/body";
+    std::ofstream(payload) << std::string(16 << 20, 'b');
+    Peer early = python_peer("early-reply", 4096);
+    RunResult r = run_muxkit(load_client(variant, {early.address(), "--mode", "request", "--payload", "@" + payload, "-n", "1",
+                                                   "-v", "--json"}));
+    BOOST_TEST(r.exit_code == 1, r.err);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["sent"] == 0);
+    BOOST_TEST(s["messages"]["received"] == 0);
+    BOOST_TEST(s["connections"]["failed"] == 1);
+    BOOST_TEST(s["failures_by_phase"]["receive"] == 1);
+    BOOST_TEST(s["errors"]["early_reply"] == 1);
+    BOOST_TEST(s["check"]["failures"] == 1);
+    BOOST_TEST(s["bytes"]["sent"].get<std::uint64_t>() < (16u << 20));
+    BOOST_TEST(r.err.find("replied when") != std::string::npos, r.err);
+    std::size_t events = 0;
+    for (const Json& j : r.json_lines())
+        if (j["type"] == "failure") {
+            ++events;
+            BOOST_TEST(j["phase"] == "early_reply");
+            BOOST_TEST(j["request_bytes_written"].get<std::uint64_t>() >= 4096u);
+        }
+    BOOST_TEST(events == 1);
+}
+
+// "+PONG\r\n" against --expect '+PONG': the two bytes after each reply were asked for by nobody.
+// The hint says so (not "differs at byte 0 ... expected ''"), and what the connection left unsent.
+BOOST_AUTO_TEST_CASE(request_mode_names_bytes_beyond_expect_and_the_messages_left_unsent) {
+    Peer redis = python_peer("redis");
+    RunResult r = run_muxkit({"multi-connect", redis.address(), "--mode", "request", "--payload", kPing, "--expect", "+PONG", "-n",
+                              "3", "-v", "--json"});
+    BOOST_TEST(r.exit_code == 1, r.err);
+    Json s = summary_of(r);
+    BOOST_TEST(s["messages"]["sent"] == 1);
+    BOOST_TEST(s["messages"]["received"] == 1);
+    BOOST_TEST(s["messages"]["verify_failures"] == 1);
+    BOOST_TEST(r.err.find("sent more than --expect's 5 bytes after reply 1: received '\\x0d\\n'; that connection stopped "
+                          "there, 2 of its messages unsent") != std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find("expected ''") == std::string::npos, r.err);
+    bool seen = false;
+    for (const Json& j : r.json_lines())
+        if (j["type"] == "failure") {
+            seen = true;
+            BOOST_TEST(j["unasked"] == true);
+            BOOST_TEST(j["messages_not_sent"] == 2);
+        }
+    BOOST_TEST(seen);
+}
+
+BOOST_AUTO_TEST_CASE(an_unreadable_expect_file_is_named_as_expect) {
+    RunResult r = run_muxkit({"multi-connect", "127.0.0.1:1", "--mode", "request", "--payload", "x", "--expect", "@/nonexistent/reply"});
+    BOOST_TEST(r.exit_code == 2, r.err);
+    BOOST_TEST(r.err.find("cannot read --expect file '/nonexistent/reply': No such file or directory") != std::string::npos, r.err);
+    RunResult dir = run_muxkit({"multi-connect", "127.0.0.1:1", "--mode", "request", "--payload", "@/tmp"});
+    BOOST_TEST(dir.exit_code == 2, dir.err);
+    BOOST_TEST(dir.err.find("--payload file '/tmp' is a directory") != std::string::npos, dir.err);
+}
+
 BOOST_DATA_TEST_CASE(request_mode_times_out_on_a_server_that_never_answers, bdata::make(kClients), variant) {
     Peer silent = python_peer("silent");
     RunResult r = run_muxkit(load_client(variant, {silent.address(), "--mode", "request", "--payload", kPing, "--expect", kPong,
@@ -192,6 +256,29 @@ BOOST_DATA_TEST_CASE(connect_mode_against_a_web_server_and_a_banner_server, bdat
     Json s = summary_of(b);
     BOOST_TEST(s["connections"]["established"] == 6);
     BOOST_TEST(s["connections"]["completed"] == 6);
+}
+
+// A server that accepts and resets at once: the handshake completed, so every connect succeeded,
+// whether the reset landed before multi-connect looked at the connect's outcome or after. The same
+// verdict every time (once, some runs failed with ECONNRESET).
+BOOST_DATA_TEST_CASE(connect_mode_counts_an_accept_then_reset_as_connected_every_time, bdata::make(kClients), variant) {
+    Peer reset = python_peer("reset");
+    for (int run = 0; run < 20; ++run) {
+        RunResult r = run_muxkit(load_client(variant, {reset.address(), "--mode", "connect", "-c", "5", "-n", "4", "--json"}));
+        BOOST_TEST_REQUIRE(r.exit_code == 0, "run " << run << ": " << r.out << r.err);
+        Json s = summary_of(r);
+        BOOST_TEST(s["connections"]["established"] == 20);
+        BOOST_TEST(s["connections"]["failed"] == 0);
+        BOOST_TEST(s["connections"]["completed"] == 20);
+    }
+    // Held open, each is reset during its hold: counted, not a failure, every time.
+    RunResult held = run_muxkit(load_client(variant, {reset.address(), "--mode", "connect", "-c", "5", "-n", "2", "--hold", "200ms",
+                                                      "--json"}));
+    BOOST_TEST(held.exit_code == 0, held.out);
+    Json h = summary_of(held);
+    BOOST_TEST(h["connections"]["established"] == 10);
+    BOOST_TEST(h["connections"]["failed"] == 0);
+    BOOST_TEST(h["errors"]["ECONNRESET"].get<int>() + h["errors"].value("unexpected_eof", 0) == 10, h["errors"].dump());
 }
 
 BOOST_DATA_TEST_CASE(connect_mode_counts_every_refused_connect, bdata::make(kClients), variant) {

@@ -12,11 +12,16 @@ Modes:
   wrong         answer every read with as many bytes, each one flipped
   redis         a Redis-like line server: each line PING gets +PONG, any other -ERR
   banner        send a banner line at once (as sshd does), then read and never answer
+  reset         accept and reset at once (SO_LINGER 0), before a byte is read
+  early-reply   once N bytes of a connection arrived, answer "413" (as a server with a body size
+                limit does), stop reading for 2 s (the request cannot be written whole meanwhile),
+                then read and never answer again
 """
 import socket
 import struct
 import sys
 import threading
+import time
 
 
 def serve_lines(conn):
@@ -48,6 +53,12 @@ def serve_connection(conn, mode, n):
             if not data:
                 return
             if mode == "silent":
+                continue
+            if mode == "early-reply":
+                echoed += len(data)
+                if echoed >= n and echoed - len(data) < n:
+                    conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\n\r\n")
+                    time.sleep(2)
                 continue
             if mode == "wrong":
                 conn.sendall(bytes(b ^ 0x20 for b in data))
@@ -82,6 +93,10 @@ def main():
         def accept_loop():
             while True:
                 conn, _ = listener.accept()
+                if mode == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    continue
                 threading.Thread(target=serve_connection, args=(conn, mode, n), daemon=True).start()
 
         threading.Thread(target=accept_loop, daemon=True).start()

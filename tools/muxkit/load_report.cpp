@@ -39,12 +39,18 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     std::vector<std::string> reasons;
     if (s.interrupted && !check.allow_interrupt) reasons.push_back("interrupted before the run was complete");
     if (s.established == 0) reasons.push_back("no connection established");
+    // A run with nothing to fail must not pass by saying nothing: a peer that never answers, or a
+    // --duration too short to send anything. (A run stopped by hand is judged on what failed.)
+    else if (mode != LoadMode::connect && s.received == 0 && s.failures() == 0 && !s.interrupted)
+        reasons.push_back(s.sent == 0 ? std::string("no message was sent") : fmt::format("no reply came back to {} messages sent", s.sent));
     if (s.failures() > check.max_failures)
         reasons.push_back(fmt::format("{} failures, more than --max-failures {}", s.failures(), check.max_failures));
     const double lost_percent = s.sent ? 100.0 * static_cast<double>(s.lost) / static_cast<double>(s.sent) : 0.0;
     if (check.max_loss_percent && lost_percent > *check.max_loss_percent)
         reasons.push_back(fmt::format("{} of {} datagrams lost ({:.3g}%), more than --max-loss {:g}%", s.lost, s.sent, lost_percent,
                                       *check.max_loss_percent));
+    if (s.negative_rtt)
+        reasons.push_back(fmt::format("{} round trips timed below zero and left out of rtt_us (a timing fault in muxkit)", s.negative_rtt));
     const Histogram& h = checked_latency(s, mode);
     if (check.max_p99) {
         if (h.count() == 0) reasons.push_back("p99 not measured");
@@ -74,6 +80,8 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
     errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
     for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
     if (s.unexpected_eof) errors["unexpected_eof"] = s.unexpected_eof;
+    if (s.negative_rtt) errors["negative_rtt"] = s.negative_rtt;
+    if (s.early_replies) errors["early_reply"] = s.early_replies;
     Json summary = {
         {"target", head.target},
         {"mode", load_mode_name(head.mode)},

@@ -1,8 +1,10 @@
 // muxkit merge: the multi-connect summaries of many load hosts as one report. Counts are summed
 // and histograms added, so every percentile is the one a single histogram of all samples gives.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,20 +42,30 @@ struct Input {
 };
 
 // A file that cannot be read is a runtime error (3); one that can but holds no multi-connect
-// summary is a usage error (2).
+// summary, is larger than any output of one, or is a device (/dev/zero never ends) is a usage
+// error (2). A pipe is read, as far as the limit.
+constexpr std::size_t kMaxInput = 64 << 20;  // a summary is a few KB; -v events and intervals of a long run, a few MB
+
 std::string read_file(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(errno)));
+    auto cannot_read = [&](int err) { return RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(err))); };
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd) throw cannot_read(errno);
     struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode))
-        throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(EISDIR)));
+    if (::fstat(fd.get(), &st) != 0) throw cannot_read(errno);
+    if (S_ISDIR(st.st_mode)) throw cannot_read(EISDIR);
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+        throw UsageError(fmt::format("'{}' is not a regular file or a pipe: give the output of multi-connect --json", printable(path)));
+    set_nonblocking(fd.get(), false);  // a pipe is read as its writer writes
     std::string data;
     char buf[65536];
     for (;;) {
         const ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw RuntimeError(fmt::format("cannot read '{}': {}", printable(path), std::strerror(errno)));
+        if (n < 0) throw cannot_read(errno);
         if (n == 0) break;
+        if (data.size() + static_cast<std::size_t>(n) > kMaxInput)
+            throw UsageError(fmt::format("'{}' is larger than {} MiB, more than any multi-connect --json output", printable(path),
+                                         kMaxInput >> 20));
         data.append(buf, static_cast<std::size_t>(n));
     }
     return data;
@@ -102,7 +114,13 @@ public:
     // The whole-run histogram of a tag, its exact max and mean restored from the latency block.
     Histogram histogram(const char* tag, const char* block) const {
         const Json& text = at({"histograms", tag});
-        if (text.is_null()) return {};
+        if (text.is_null()) {
+            const Json& latency = at({block});
+            if (latency.is_object() && latency.value("samples", std::uint64_t{0}) > 0)
+                throw UsageError(fmt::format("'{}': histograms.{} is missing but {}.samples is {}", file_, tag, block,
+                                             latency.value("samples", std::uint64_t{0})));
+            return {};
+        }
         if (!text.is_string()) throw bad({"histograms", tag}, "not a histogram");
         Histogram h;
         try {
@@ -163,9 +181,15 @@ Input read_input(const std::string& file) {
     for (const auto& [name, n] : r.at({"errors"}).items()) {
         if (!n.is_number_unsigned()) continue;
         if (name == "unexpected_eof") s.unexpected_eof += n.get<std::uint64_t>();
+        else if (name == "negative_rtt") s.negative_rtt += n.get<std::uint64_t>();
+        else if (name == "early_reply") s.early_replies += n.get<std::uint64_t>();
         else if (const int err = errno_from_name(name)) s.errors.add(err, n.get<std::uint64_t>());
     }
     s.rtt_ns = r.histogram("rtt", "rtt_us");
+    if (in.mode != LoadMode::connect && s.rtt_ns.count() != s.received - std::min(s.received, s.negative_rtt))
+        throw UsageError(fmt::format("'{}': histograms.rtt holds {} round trips but messages.received is {}: merged percentiles "
+                                     "would leave samples out",
+                                     printable(file), s.rtt_ns.count(), s.received));
     s.connect_ns = r.histogram("connect", "connect_us");
     s.service_ns = r.histogram("service", "service_us");
     s.duration_s = r.number({"duration_s"});
@@ -208,7 +232,12 @@ int run_merge_command(const MergeOptions& o) {
     LoadStats total;
     Json listed = Json::array();
     for (const Input& in : inputs) {
-        total.merge(in.stats);
+        try {
+            total.merge(in.stats);
+        } catch (const std::overflow_error&) {
+            throw UsageError(fmt::format("'{}': its counts added to those before it pass 2^64 - 1: is it a real summary?",
+                                         printable(in.file)));
+        }
         listed.push_back({{"file", in.file},
                           {"target", in.summary["target"]},
                           {"established", in.stats.established},

@@ -44,12 +44,20 @@ Json failure_json(const LoadFailure& f) {
     if (f.err) j["error"] = errno_name(f.err);
     if (f.kind == LoadFailure::Kind::timeout || f.kind == LoadFailure::Kind::mismatch) j["message"] = f.message;
     if (f.kind == LoadFailure::Kind::timeout) j["messages"] = f.messages;
+    if (f.kind == LoadFailure::Kind::early_reply) {
+        j["message"] = f.message;
+        j["request_bytes_written"] = f.offset;
+    }
     if (f.kind == LoadFailure::Kind::mismatch) {
         j["offset"] = f.offset;
         j["expected_hex"] = hex(f.expected);
         j["received_hex"] = hex(f.received);
         j["expected_text"] = printable(f.expected);
         j["received_text"] = printable(f.received);
+        if (f.unasked) {
+            j["unasked"] = true;
+            j["messages_not_sent"] = f.messages;
+        }
     }
     return j;
 }
@@ -66,8 +74,17 @@ std::string failure_text(const LoadFailure& f, const LoadConfig& config) {
                             f.messages);
         break;
     case LoadFailure::Kind::mismatch:
+        if (f.unasked) {
+            line += fmt::format(" after {} replies the server sent bytes no request asked for: received='{}'; {} messages not sent",
+                                f.message, printable(f.received), f.messages);
+            break;
+        }
         line += fmt::format(" message={} offset={} expected='{}' received='{}'", f.message, f.offset, printable(f.expected),
                             printable(f.received));
+        break;
+    case LoadFailure::Kind::early_reply:
+        line += fmt::format(" message={} a reply came when {} of its {} request bytes were written", f.message, f.offset,
+                            config.payload.size());
         break;
     }
     return line;
@@ -144,20 +161,23 @@ private:
 std::string read_payload(const std::string& spec, std::string_view what) {
     if (!spec.starts_with("@")) return parse_escapes(spec, what);
     const std::string path = spec.substr(1);
+    auto cannot_read = [&](int err) {
+        return UsageError(fmt::format("cannot read {} file '{}': {}", what, printable(path), std::strerror(err)));
+    };
     Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-    if (!fd) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+    if (!fd) throw cannot_read(errno);
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+    if (::fstat(fd.get(), &st) != 0) throw cannot_read(errno);
     if (!S_ISREG(st.st_mode))
-        throw UsageError(fmt::format("payload file '{}' is {}: give a regular file", printable(path),
+        throw UsageError(fmt::format("{} file '{}' is {}: give a regular file", what, printable(path),
                                      S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file"));
-    if (st.st_size > (1ll << 30)) throw UsageError(fmt::format("payload file '{}' is larger than 1G", printable(path)));
+    if (st.st_size > (1ll << 30)) throw UsageError(fmt::format("{} file '{}' is larger than 1G", what, printable(path)));
     std::string data(static_cast<std::size_t>(st.st_size), '\0');
     std::size_t got = 0;
     while (got < data.size()) {
         ssize_t n = ::read(fd.get(), data.data() + got, data.size() - got);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw UsageError(fmt::format("cannot read payload file '{}': {}", printable(path), std::strerror(errno)));
+        if (n < 0) throw cannot_read(errno);
         if (n == 0) break;  // it shrank while we read
         got += static_cast<std::size_t>(n);
     }
@@ -214,12 +234,22 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
         if (s.received > 0) return std::nullopt;
         return fmt::format("no reply within {}: {}", format_duration(config.reply_timeout), question);
     case LoadFailure::Kind::mismatch:
+        if (f.unasked) {
+            const std::string more = config.mode == LoadMode::request ? fmt::format("more than --expect's {} bytes", config.expect ? config.expect->size() : 0)
+                                                                      : "bytes that were never sent";
+            return fmt::format("{} sent {} after reply {}: received '{}'; that connection stopped there, {} of its messages unsent",
+                               target, more, f.message, printable(f.received), f.messages);
+        }
         if (s.verify_failures < s.received) return std::nullopt;
         return fmt::format("reply differs at byte {}: received '{}', expected '{}': {}", f.offset, printable(f.received),
                            printable(f.expected), question);
     case LoadFailure::Kind::closed:
         if (s.received > 0) return std::nullopt;
         return fmt::format("the server closed every connection before replying: {}", question);
+    case LoadFailure::Kind::early_reply:
+        return fmt::format("{} replied when {} of the {} request bytes were written: it answered something else than the whole "
+                           "request (an error or a size limit?)",
+                           target, f.offset, config.payload.size());
     case LoadFailure::Kind::send:
     case LoadFailure::Kind::receive:
         if (s.received > 0) return std::nullopt;

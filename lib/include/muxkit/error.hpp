@@ -41,7 +41,7 @@ int errno_from_name(std::string_view name);
 class ErrorCounts {
 public:
     void add(int err, std::uint64_t n = 1) noexcept { counts_[index(err)] += n; }
-    void merge(const ErrorCounts& other) noexcept;
+    void merge(const ErrorCounts& other);  // throws std::overflow_error when a sum passes 2^64 - 1
     std::uint64_t count(int err) const noexcept { return counts_[index(err)]; }
     std::map<std::string, std::uint64_t> by_name() const;  // only non-zero counts
 

@@ -52,6 +52,7 @@ struct LoadFailure {
         closed,    // the server closed while replies were due
         timeout,   // no reply within --reply-timeout
         mismatch,  // the reply differs from the one expected (offset, excerpts)
+        early_reply,  // request mode: a reply came while the request was still being written (offset: bytes written)
     };
     static constexpr std::size_t kExcerpt = 16;  // bytes of expected and received kept from offset
 
@@ -61,6 +62,9 @@ struct LoadFailure {
     std::uint64_t messages = 1;    // timeout: messages in flight that timed out together
     int err = 0;
     std::size_t offset = 0;  // mismatch: first byte of the message that differs
+    // mismatch: bytes came when no reply was due (more than --expect, or an echo of bytes never
+    // sent); message is the reply they followed, messages those the connection then never sent.
+    bool unasked = false;
     std::string expected, received;
 };
 
@@ -80,6 +84,8 @@ struct LoadStats {
     std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
     ErrorCounts errors;
     std::uint64_t unexpected_eof = 0;  // the server closed while replies were due
+    std::uint64_t early_replies = 0;   // request mode: replies before their request was written (connections failed)
+    std::uint64_t negative_rtt = 0;    // replies timed before their request: a timing fault, never recorded
     // rtt_ns: request to complete reply, from when it was due under --rate; service_ns: from
     // when it was really sent (recorded under --rate only).
     Histogram connect_ns, rtt_ns, service_ns;
@@ -90,9 +96,15 @@ struct LoadStats {
     bool failures_alike = true;
 
     // Everything that counts against --max-failures; each failure counts once.
-    std::uint64_t failures() const noexcept { return failed + verify_failures + timeouts; }
+    std::uint64_t failures() const noexcept {  // saturates, so no sum of failures wraps to a pass
+        std::uint64_t n = 0;
+        if (__builtin_add_overflow(failed, verify_failures, &n) || __builtin_add_overflow(n, timeouts, &n)) return UINT64_MAX;
+        return n;
+    }
     void note_failure(const LoadFailure& f);
-    void merge(const LoadStats& part);  // sums counts and histograms; the longest duration
+    // Sums counts and histograms, keeps the longest duration; throws std::overflow_error when a
+    // count would pass 2^64 - 1.
+    void merge(const LoadStats& part);
 };
 
 /// Threads: every call comes from the thread of the load loop that saw it; with several threads,

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <poll.h>
@@ -73,6 +74,7 @@ std::string_view failure_kind_name(LoadFailure::Kind k) noexcept {
     case LoadFailure::Kind::closed: return "closed";
     case LoadFailure::Kind::timeout: return "timeout";
     case LoadFailure::Kind::mismatch: return "verify";
+    case LoadFailure::Kind::early_reply: return "early_reply";
     }
     return "?";
 }
@@ -85,27 +87,35 @@ void LoadStats::note_failure(const LoadFailure& f) {
     if (f.kind != first_failure->kind || f.err != first_failure->err) failures_alike = false;
 }
 
+namespace {
+void add_counted(std::uint64_t& to, std::uint64_t n) {
+    if (__builtin_add_overflow(to, n, &to)) throw std::overflow_error("a count passed 2^64 - 1");
+}
+}  // namespace
+
 void LoadStats::merge(const LoadStats& part) {
-    requested += part.requested;
-    established += part.established;
-    failed += part.failed;
-    completed += part.completed;
-    sent += part.sent;
-    received += part.received;
-    verify_failures += part.verify_failures;
-    timeouts += part.timeouts;
-    lost += part.lost;
-    duplicates += part.duplicates;
-    reordered += part.reordered;
-    late += part.late;
-    in_flight += part.in_flight;
-    bytes_sent += part.bytes_sent;
-    bytes_received += part.bytes_received;
-    failed_connect += part.failed_connect;
-    failed_send += part.failed_send;
-    failed_receive += part.failed_receive;
+    add_counted(requested, part.requested);
+    add_counted(established, part.established);
+    add_counted(failed, part.failed);
+    add_counted(completed, part.completed);
+    add_counted(sent, part.sent);
+    add_counted(received, part.received);
+    add_counted(verify_failures, part.verify_failures);
+    add_counted(timeouts, part.timeouts);
+    add_counted(lost, part.lost);
+    add_counted(duplicates, part.duplicates);
+    add_counted(reordered, part.reordered);
+    add_counted(late, part.late);
+    add_counted(in_flight, part.in_flight);
+    add_counted(bytes_sent, part.bytes_sent);
+    add_counted(bytes_received, part.bytes_received);
+    add_counted(failed_connect, part.failed_connect);
+    add_counted(failed_send, part.failed_send);
+    add_counted(failed_receive, part.failed_receive);
     errors.merge(part.errors);
-    unexpected_eof += part.unexpected_eof;
+    add_counted(unexpected_eof, part.unexpected_eof);
+    add_counted(negative_rtt, part.negative_rtt);
+    add_counted(early_replies, part.early_replies);
     connect_ns.merge(part.connect_ns);
     rtt_ns.merge(part.rtt_ns);
     service_ns.merge(part.service_ns);
@@ -190,9 +200,10 @@ LoadStats LoadRun::run() {
     drain();
     fail_connecting();
     if (datagram_) scan_timeouts(now_ns());  // what the drain waited a whole --reply-timeout for is lost
+    const std::int64_t end = now_ns();
     for (auto& c : conns_)
         if (c.live()) {
-            total_.in_flight += c.in_flight();
+            unanswered_at_end(c, end);
             close(c);
         }
     finish();
@@ -216,6 +227,26 @@ void LoadRun::fail_connecting() {
             ++total_.failed_connect;
             close(c);
         }
+}
+
+// Messages still unanswered when the run ends: those that waited --reply-timeout or longer are
+// timeouts (a server that never answers fails however short the run), the rest in flight. UDP's
+// were sorted into lost and outstanding by the last scan.
+void LoadRun::unanswered_at_end(LoadConn& c, std::int64_t now) {
+    if (datagram_) {
+        total_.in_flight += c.in_flight();
+        return;
+    }
+    std::uint64_t timed_out = 0;
+    for (std::uint64_t seq = c.recv_seq, n = c.in_flight(); seq < c.recv_seq + n; ++seq)
+        if (now - c.started[seq % window_] >= cfg_.reply_timeout.count()) ++timed_out;
+    total_.in_flight += c.in_flight() - timed_out;
+    if (timed_out == 0) return;
+    total_.timeouts += timed_out;
+    interval_.timeouts += timed_out;
+    LoadFailure f = failure(LoadFailure::Kind::timeout, c);
+    f.messages = timed_out;
+    report(std::move(f));
 }
 
 // The run is over: no new message is sent; each connection shuts down its write side and takes
@@ -381,7 +412,14 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
     c.last_progress = now;
     if (connect_mode()) return true;  // a banner (sshd, SMTP): read so the close stays clean, not checked
     while (n > 0) {
-        // A reply is due once its request began to go out; an echoed byte once that byte went.
+        if (!mirrored_ && c.recv_seq == c.send_seq && c.send_off > 0) {
+            // A reply to a request not yet written whole answers something else (an error, a
+            // limit): the message fails, and the connection, out of step, ends.
+            ++total_.early_replies;
+            fail(c, Phase::receive, 0, LoadFailure::Kind::early_reply);
+            return false;
+        }
+        // A reply is due once its request went out whole; an echoed byte once that byte went.
         const bool due = c.recv_seq < c.send_seq || (c.recv_seq == c.send_seq && c.send_off > 0);
         if (reply_size_ == 0) {  // no expectation: whatever arrives first is the reply
             return due ? complete_reply(c, now) : true;  // bytes no request waits for: counted only
@@ -427,16 +465,23 @@ bool LoadRun::consume(LoadConn& c, const char* data, std::size_t n, std::int64_t
 // A reply came back: its round trip from when its message was due (or sent), its service time
 // from when it really went out (under --rate), one more received.
 void LoadRun::record_round_trip(const LoadConn& c, std::size_t slot, std::int64_t now) {
-    const auto rtt = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.started[slot]));
+    ++total_.received;
+    ++interval_.received;
+    // A reply timed before its request is a timing fault of ours: counted and reported, never
+    // recorded as a round trip of 0.
+    if (now < c.started[slot] || (cfg_.rate && now < c.sent[slot])) {
+        ++total_.negative_rtt;
+        ++interval_.negative_rtt;
+        return;
+    }
+    const auto rtt = static_cast<std::uint64_t>(now - c.started[slot]);
     total_.rtt_ns.record(rtt);
     interval_.rtt_ns.record(rtt);
     if (cfg_.rate) {
-        const auto service = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - c.sent[slot]));
+        const auto service = static_cast<std::uint64_t>(now - c.sent[slot]);
         total_.service_ns.record(service);
         interval_.service_ns.record(service);
     }
-    ++total_.received;
-    ++interval_.received;
 }
 
 // The reply to message c.recv_seq is complete; false when that closed the connection.
@@ -470,6 +515,8 @@ void LoadRun::mismatch(const LoadConn& c, const char* got, std::size_t n, std::s
         return;
     }
     LoadFailure f = failure(LoadFailure::Kind::mismatch, c);
+    f.unasked = unasked;
+    if (unasked) f.messages = limit_ == UINT64_MAX ? 0 : limit_ - c.send_seq;
     std::size_t i = 0;
     if (!unasked)
         while (i < n && got[i] == ebuf_[i]) ++i;
@@ -718,7 +765,7 @@ void LoadRun::datagram_error(LoadConn& c, Phase phase, int err) {
     fail(c, phase, err);
 }
 
-void LoadRun::fail(LoadConn& c, Phase phase, int err) {
+void LoadRun::fail(LoadConn& c, Phase phase, int err, std::optional<LoadFailure::Kind> kind) {
     if (c.state == ConnState::done) return;
     if (err) total_.errors.add(err);
     if (connect_mode() && phase != Phase::connect) {  // after its connect succeeded: counted, not a failure
@@ -734,19 +781,21 @@ void LoadRun::fail(LoadConn& c, Phase phase, int err) {
     ++interval_.failed;
     const bool open = c.live();
     total_.lost += open ? c.in_flight() : 0;
-    LoadFailure f = failure(phase == Phase::connect ? LoadFailure::Kind::connect
+    LoadFailure f = failure(kind                    ? *kind
+                            : phase == Phase::connect ? LoadFailure::Kind::connect
                             : phase == Phase::send  ? LoadFailure::Kind::send
                             : err                   ? LoadFailure::Kind::receive
                                                     : LoadFailure::Kind::closed,
                             c);
     f.err = err;
+    if (f.kind == LoadFailure::Kind::early_reply) f.offset = c.send_off;
     report(std::move(f));
     close(c);
 }
 
 void LoadRun::peer_closed(LoadConn& c) {
     if (c.state == ConnState::draining) {  // the server echoed what it had and closed
-        total_.in_flight += c.in_flight();
+        unanswered_at_end(c, now_ns());
         c.send_seq = c.recv_seq;
         c.send_off = 0;
         close(c);

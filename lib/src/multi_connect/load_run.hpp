@@ -5,6 +5,7 @@
 // and connect is a connection that sends nothing and is closed after its hold.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -81,6 +82,10 @@ protected:
     virtual void half_close(LoadConn& c) = 0;
     virtual void finish() {}                              // after the last connection is closed
     bool datagram() const noexcept { return datagram_; }
+    // The outcome of a connect was this error, yet its handshake completed: the server accepted,
+    // then reset it (a refused handshake is ECONNREFUSED). One answer whenever the reset landed:
+    // connected, then reset.
+    static bool reset_after_handshake(int err) noexcept { return err == ECONNRESET; }
     // UDP: room for every echo in flight on one socket (the kernel counts each with its overhead).
     std::size_t datagram_receive_room() const noexcept { return window_ * (size_ + 1024); }
 
@@ -95,8 +100,9 @@ protected:
     // the messages started; 0 when nothing is due.
     std::size_t next_bytes(LoadConn& c, std::int64_t now, char* dst, std::size_t cap);
     void bytes_sent(LoadConn& c, std::size_t n);  // the socket took n of them
-    // c failed in phase (err 0: the server closed it); counted once, then closed.
-    void fail(LoadConn& c, Phase phase, int err);
+    // c failed in phase (err 0: the server closed it, unless kind says otherwise); counted once,
+    // then closed.
+    void fail(LoadConn& c, Phase phase, int err, std::optional<LoadFailure::Kind> kind = std::nullopt);
     // The server closed c: a failure while echoes are due, the normal end while draining.
     void peer_closed(LoadConn& c);
     void close(LoadConn& c);
@@ -145,6 +151,7 @@ private:
     void issue_due_messages(std::int64_t now);
     void scan_timeouts(std::int64_t now);
     void drain();
+    void unanswered_at_end(LoadConn& c, std::int64_t now);
     LoadFailure failure(LoadFailure::Kind kind, const LoadConn& c) const;
     void report(LoadFailure f);
     void mismatch(const LoadConn& c, const char* got, std::size_t n, std::size_t shown, bool unasked);

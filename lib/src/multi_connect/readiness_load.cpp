@@ -68,34 +68,35 @@ private:
         LoadConn& c = conns_[by_fd_[ev.fd]];
         const std::int64_t now = now_ns();
         if (c.state == ConnState::connecting) {
-            int err = socket_error(c.fd.get());
-            if (err) {
+            const int err = socket_error(c.fd.get());
+            if (err && !reset_after_handshake(err)) {
                 fail(c, Phase::connect, err);
                 return;
             }
             if (connect_mode()) {  // most connections close at once: no change of interest for them
                 established(c, now);
                 if (c.state == ConnState::open) loop_->modify(c.fd.get(), kReadable);
-                return;
+            } else {
+                loop_->modify(c.fd.get(), kReadable);
+                established(c, now);
             }
-            loop_->modify(c.fd.get(), kReadable);
-            established(c, now);
+            if (err && c.live()) fail(c, Phase::receive, err);
             return;
         }
         if (!c.live()) return;
         if (ev.events & (kReadable | kHangup | kError)) {
-            if (!on_readable(c, now)) return;
+            if (!on_readable(c)) return;
         }
         if ((ev.events & kWritable) && c.state == ConnState::open) pump(c, now);
     }
 
     // Returns false when the connection was closed.
-    bool on_readable(LoadConn& c, std::int64_t now) {
-        if (datagram()) return on_datagrams(c, now);
+    bool on_readable(LoadConn& c) {
+        if (datagram()) return on_datagrams(c);
         for (int i = 0; i < 4; ++i) {
             IoResult r = read_some(c.fd.get(), rbuf_.data(), rbuf_.size());
             if (r.n > 0) {
-                if (!consume(c, rbuf_.data(), static_cast<std::size_t>(r.n), now)) return false;
+                if (!consume(c, rbuf_.data(), static_cast<std::size_t>(r.n), now_ns())) return false;
                 if (static_cast<std::size_t>(r.n) < rbuf_.size()) break;
                 continue;
             }
@@ -107,24 +108,26 @@ private:
             fail(c, Phase::receive, r.err);
             return false;
         }
-        if (c.state == ConnState::open) pump(c, now);
+        if (c.state == ConnState::open) pump(c, now_ns());  // what it sends starts now, not at the wake-up
         return c.live();
     }
 
-    // MSG_TRUNC: the real length of an echo longer than the buffer.
-    bool on_datagrams(LoadConn& c, std::int64_t now) {
+    // MSG_TRUNC: the real length of an echo longer than the buffer. Each echo is timed when its own
+    // receive returned: an echo of a datagram sent within this loop must not share its send time.
+    bool on_datagrams(LoadConn& c) {
         for (int i = 0; i < 64 && c.live(); ++i) {
             const ssize_t n = ::recv(c.fd.get(), rbuf_.data(), rbuf_.size(), MSG_TRUNC | MSG_DONTWAIT);
+            const int err = errno;
             if (n >= 0) {
                 const auto real = static_cast<std::size_t>(n);
-                datagram_arrived(c, rbuf_.data(), std::min(real, rbuf_.size()), real, now);
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                datagram_arrived(c, rbuf_.data(), std::min(real, rbuf_.size()), real, now_ns());
+            } else if (err == EAGAIN || err == EWOULDBLOCK) {
                 break;
-            } else if (errno != EINTR) {
-                datagram_error(c, Phase::receive, errno);
+            } else if (err != EINTR) {
+                datagram_error(c, Phase::receive, err);
             }
         }
-        if (c.state == ConnState::open) pump(c, now);
+        if (c.state == ConnState::open) pump(c, now_ns());
         return c.live();
     }
 
@@ -134,12 +137,13 @@ private:
                 datagram_sent(c);
                 continue;
             }
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+            const int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
                 set_want_write(c, true);
                 return;
             }
-            if (errno == EINTR) continue;
-            datagram_error(c, Phase::send, errno);  // ECONNREFUSED: an earlier one's ICMP; this one goes again
+            if (err == EINTR) continue;
+            datagram_error(c, Phase::send, err);  // ECONNREFUSED: an earlier one's ICMP; this one goes again
             if (!c.live()) return;
         }
         set_want_write(c, false);

@@ -116,12 +116,16 @@ private:
     void on_connect(LoadConn& c, int res, std::int64_t now) {
         ops(c).connecting_op = false;
         if (c.state != ConnState::connecting) return;
-        if (res < 0) {
+        if (res < 0 && !reset_after_handshake(-res)) {
             fail(c, Phase::connect, -res);
             return;
         }
         if (!connect_mode() && !ops(c).out) ops(c).out = std::make_unique<char[]>(out_size_);
         established(c, now);
+        if (res < 0 && c.live()) {
+            fail(c, Phase::receive, -res);
+            return;
+        }
         if (c.live() && !ops(c).receiving) arm_recv(c);  // in connect mode, for a banner during --hold
     }
 

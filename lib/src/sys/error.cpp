@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace muxkit {
 
@@ -18,8 +19,9 @@ int errno_from_name(std::string_view name) {
     return 0;
 }
 
-void ErrorCounts::merge(const ErrorCounts& other) noexcept {
-    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += other.counts_[i];
+void ErrorCounts::merge(const ErrorCounts& other) {
+    for (std::size_t i = 0; i < counts_.size(); ++i)
+        if (__builtin_add_overflow(counts_[i], other.counts_[i], &counts_[i])) throw std::overflow_error("an error count passed 2^64 - 1");
 }
 
 std::map<std::string, std::uint64_t> ErrorCounts::by_name() const {
