@@ -350,7 +350,7 @@ BOOST_AUTO_TEST_CASE(connect_mode_max_p99_applies_to_connects) {
     BOOST_TEST(tight.exit_code == 1);
     Json s = summary_of(tight);
     BOOST_TEST(s["check"]["p99_us"].is_number());
-    BOOST_TEST(s["check"]["reasons"][0].get<std::string>().find("over --max-p99 1.0us") != std::string::npos);
+    BOOST_TEST(s["check"]["reasons"][0].get<std::string>().find("over --max-p99 1 us") != std::string::npos);
     RunResult loose = run_muxkit({"multi-connect", server.address(), "--mode", "connect", "-c", "2", "-n", "20", "--max-p99", "10s"});
     BOOST_TEST(loose.exit_code == 0, loose.err);
 }

@@ -2,6 +2,7 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -337,4 +338,73 @@ BOOST_AUTO_TEST_CASE(pattern_differs_per_connection_sequence_and_offset) {
     char part[32];
     fill_pattern(1, 1, 32, part, 32);
     BOOST_TEST(std::memcmp(a + 32, part, 32) == 0);
+}
+
+// ---------------------------------------------------------------- the report people read
+
+// The text report starts with its verdict; -q leaves the verdict alone, -qq nothing (the exit code
+// says it); the JSON is the interface and the same at every level. Figures are in human units.
+BOOST_AUTO_TEST_CASE(quiet_levels_keep_the_verdict_then_nothing_and_json_is_unchanged) {
+    EchoServer server({"-m", "epoll"});
+    const std::vector<std::string> run = {"multi-connect", server.address(), "-c", "2", "-n", "20"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = run;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return run_muxkit(args);
+    };
+    RunResult full = with({});
+    BOOST_TEST(full.exit_code == 0, full.err);
+    BOOST_TEST(full.out.starts_with("PASS\ncommand:     multi-connect\n"), full.out);
+    BOOST_TEST(full.out.find("rtt:         p50=") != std::string::npos, full.out);
+    BOOST_TEST((full.out.find(" us, ") != std::string::npos || full.out.find(" ms, ") != std::string::npos), full.out);
+    BOOST_TEST(full.out.find("n/a") == std::string::npos, full.out);  // what does not apply is left out
+    BOOST_TEST(full.out.find("duplicates") == std::string::npos, full.out);
+
+    RunResult quiet = with({"-q"});
+    BOOST_TEST(quiet.exit_code == 0);
+    BOOST_TEST(quiet.out == "PASS\n");
+    RunResult silent = with({"-qq"});
+    BOOST_TEST(silent.exit_code == 0);
+    BOOST_TEST(silent.out == "");
+
+    RunResult failed = with({"--max-p99", "1ns", "-q"});
+    BOOST_TEST(failed.exit_code == 1);
+    BOOST_TEST(failed.out.starts_with("FAIL: p99 "), failed.out);
+    BOOST_TEST(failed.out.find(" over --max-p99 1 ns") == std::string::npos);  // 1ns is shown in a readable unit
+    BOOST_TEST(std::count(failed.out.begin(), failed.out.end(), '\n') == 1);
+    BOOST_TEST(with({"--max-p99", "1ns", "-qq"}).out == "");
+
+    RunResult json = with({"--json"}), json_quiet = with({"--json", "-qq"});
+    const Json a = summary_of(json), b = summary_of(json_quiet);
+    BOOST_TEST(b["check"]["passed"] == true);
+    for (auto it = a.begin(); it != a.end(); ++it) BOOST_TEST(b.contains(it.key()), it.key());
+    BOOST_TEST(a.size() == b.size());
+}
+
+BOOST_AUTO_TEST_CASE(verdicts_are_coloured_only_when_asked_or_on_a_terminal) {
+    EchoServer server({"-m", "epoll"});
+    RunResult always = run_muxkit({"multi-connect", server.address(), "-n", "5", "--max-p99", "1ns", "-q", "--color", "always"});
+    BOOST_TEST(always.out.starts_with("\x1b["), always.out);
+    BOOST_TEST(always.out.find("31m") != std::string::npos);  // red
+    BOOST_TEST(always.out.find("FAIL") != std::string::npos);
+    RunResult pass = run_muxkit({"multi-connect", server.address(), "-n", "5", "-q", "--color", "always"});
+    BOOST_TEST(pass.out.find("32m") != std::string::npos);  // green
+    // auto: stdout is a pipe here, so no colour; never: none either.
+    for (const char* when : {"auto", "never"}) {
+        RunResult plain = run_muxkit({"multi-connect", server.address(), "-n", "5", "-q", "--color", when});
+        BOOST_TEST(plain.out == "PASS\n", when);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(every_subcommand_is_quiet_at_qq_and_says_its_verdict_at_q) {
+    RunResult pipes = run_muxkit({"pipe-test", "eof,capacity", "-q"});
+    BOOST_TEST(pipes.exit_code == 0, pipes.err);
+    BOOST_TEST(pipes.out == "PASS\n");
+    BOOST_TEST(run_muxkit({"pipe-test", "eof,capacity", "-qq"}).out == "");
+    RunResult server = run_muxkit({"echo-server", "127.0.0.1:0", "--duration", "100ms", "-q"});
+    BOOST_TEST(server.exit_code == 0, server.err);
+    BOOST_TEST(server.out == "");  // a server has no verdict
+    RunResult watch = run_muxkit({"fd-watch", "--count", "1", "-q"}, with_stdin("x"));
+    BOOST_TEST(watch.exit_code == 0, watch.err);
+    BOOST_TEST(watch.out == "");
 }

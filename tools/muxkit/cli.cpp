@@ -7,7 +7,9 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <fmt/color.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <muxkit/error.hpp>
 
 namespace muxkit::cli {
@@ -54,7 +56,8 @@ void check_threads(unsigned threads) {
 void add_common_options(CLI::App& app, CommonOptions& opts) {
     app.add_flag("--json", opts.json, "write JSON Lines to stdout: one object per event, then a summary");
     app.add_flag("-v,--verbose", opts.verbose, "more detail (repeatable)");
-    app.add_flag("-q,--quiet", opts.quiet, "less detail (repeatable)");
+    app.add_flag("-q,--quiet", opts.quiet,
+                 "print only the verdict line and errors; twice, nothing on stdout (the exit code says it); --json output stays the same");
     app.add_option("--color", opts.color, "colour the output: auto, always or never")->type_name("WHEN")
         ->check(CLI::IsMember({"auto", "always", "never"}))
         ->capture_default_str();
@@ -101,13 +104,14 @@ Output::Output(std::string command, const CommonOptions& opts)
 
 void Output::event(const Json& object, std::string_view text_line) {
     // One write per line: events may come from several threads (echo-server --threads).
+    if (!opts_.json && opts_.verbosity() < 0) return;  // -q: the verdict and errors only
     std::string line = opts_.json ? render_json(object) : std::string(text_line);
     if (line.empty()) return;
     line += '\n';
     write_stdout(line);
 }
 
-void Output::summary(Json object) {
+void Output::summary(Json object, std::optional<RunVerdict> verdict) {
     Json full = Json::object();
     full["type"] = "summary";
     full["command"] = command_;
@@ -118,9 +122,30 @@ void Output::summary(Json object) {
         event(full, "");
         return;
     }
-    if (opts_.verbosity() < 1) full.erase("environment");
-    full.erase("schema_version");
-    write_stdout(render_text(full));
+    if (opts_.verbosity() <= -2) return;  // -qq: the exit code says it all
+    if (full.contains("check") && full["check"].is_object()) {
+        Json& check = full["check"];
+        if (!verdict && check.value("passed", Json()).is_boolean()) {
+            verdict = RunVerdict{check["passed"].get<bool>(), {}};
+            for (const auto& r : check.value("reasons", Json::array())) verdict->reasons.push_back(r.get<std::string>());
+        }
+        check.erase("passed");  // said by the verdict line
+        check.erase("reasons");
+    }
+    std::string text;
+    if (verdict) {
+        const char* word = verdict->passed ? "PASS" : "FAIL";
+        const auto style = fmt::fg(verdict->passed ? fmt::terminal_color::green : fmt::terminal_color::red) | fmt::emphasis::bold;
+        text = color_ ? fmt::format(style, "{}", word) : std::string(word);
+        if (!verdict->reasons.empty()) text += ": " + printable(fmt::format("{}", fmt::join(verdict->reasons, "; ")));
+        text += '\n';
+    }
+    if (opts_.verbosity() >= 0) {
+        if (opts_.verbosity() < 1) full.erase("environment");
+        full.erase("schema_version");
+        text += render_text(full);
+    }
+    if (!text.empty()) write_stdout(text);
 }
 
 void Output::note(std::string_view line) {

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -43,15 +44,23 @@ void add_model_option(CLI::App& app, std::string& model, Feature feature);
 
 // Results go to stdout (JSON Lines with --json, text otherwise), one flushed line at a time;
 // notes and warnings go to stderr. Subcommands hand over both shapes and never branch on --json.
+// The outcome of a run that has a check: PASS, or FAIL and why.
+struct RunVerdict {
+    bool passed = true;
+    std::vector<std::string> reasons;
+};
+
 class Output {
 public:
     Output(std::string command, const CommonOptions& opts);
     bool json() const noexcept { return opts_.json; }
     int verbosity() const noexcept { return opts_.verbosity(); }
-    // An event: the JSON object with --json, else text_line (skipped when empty).
+    // An event: the JSON object with --json, else text_line (skipped when empty, and under -q).
     void event(const Json& object, std::string_view text_line);
-    // The final summary: adds command, schema_version and environment; text is rendered generically.
-    void summary(Json object);
+    // The final summary: adds command, schema_version and environment. The text starts with the
+    // verdict line (the given one, else the summary's "check"), then the figures rendered for
+    // people; -q leaves the verdict line alone, -qq nothing. The JSON is the same at every level.
+    void summary(Json object, std::optional<RunVerdict> verdict = std::nullopt);
     void note(std::string_view line);     // stderr, unless -q
     void warning(std::string_view line);  // stderr, always: "muxkit CMD: warning: ..."
     bool color() const noexcept { return color_; }

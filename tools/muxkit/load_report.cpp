@@ -55,8 +55,8 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     if (check.max_p99) {
         if (h.count() == 0) reasons.push_back("p99 not measured");
         else if (h.percentile(99) > static_cast<std::uint64_t>(check.max_p99->count()))
-            reasons.push_back(fmt::format("p99 {:.1f}us over --max-p99 {:.1f}us", h.percentile(99) / 1000.0,
-                                          static_cast<double>(check.max_p99->count()) / 1000.0));
+            reasons.push_back(fmt::format("p99 {} over --max-p99 {}", human_duration(static_cast<double>(h.percentile(99)) / 1e9),
+                                          human_duration(static_cast<double>(check.max_p99->count()) / 1e9)));
     }
     Json j = {{"passed", reasons.empty()}, {"failures", s.failures()}, {"max_failures", check.max_failures}};
     if (check.max_loss_percent) {

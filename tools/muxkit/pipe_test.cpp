@@ -1,5 +1,7 @@
 // muxkit pipe-test: options in, the library's pipe experiments, one row per scenario out.
+#include <fmt/color.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <muxkit/error.hpp>
 #include <muxkit/pipe.hpp>
@@ -70,14 +72,19 @@ int run_pipe_test_command(const PipeTestOptions& o) {
             if (row.verdict == Verdict::fail) failed_names.push_back(row.name);
             std::string shown(verdict);
             if (out.color()) {
-                const char* colour = row.verdict == Verdict::pass ? "\x1b[32m" : row.verdict == Verdict::fail ? "\x1b[31m" : "\x1b[36m";
-                shown = fmt::format("{}{}\x1b[0m", colour, verdict);
+                const auto colour = row.verdict == Verdict::pass   ? fmt::terminal_color::green
+                                    : row.verdict == Verdict::fail ? fmt::terminal_color::red
+                                                                   : fmt::terminal_color::cyan;
+                shown = fmt::format(fmt::fg(colour), "{}", verdict);
             }
             out.event({{"type", "scenario"}, {"name", row.name}, {"verdict", verdict}, {"measured", row.measured}},
                       fmt::format("{:<14} {:<4}  {}", row.name, shown, measured_text(row.measured)));
         }
     }
-    out.summary({{"scenarios", {{"passed", passed}, {"failed", failed}, {"info", info}}}, {"failed", failed_names}});
+    RunVerdict verdict{failed == 0, {}};
+    if (failed) verdict.reasons.push_back(fmt::format("{} failed: {}", failed == 1 ? "a scenario" : fmt::format("{} scenarios", failed),
+                                                      fmt::join(failed_names, ", ")));
+    out.summary({{"scenarios", {{"passed", passed}, {"failed", failed}, {"info", info}}}, {"failed", failed_names}}, verdict);
     return failed ? kCheckFailed : kOk;
 }
 
