@@ -23,10 +23,11 @@ _muxkit() {
             --backlog) COMPREPLY=(); return ;;
             --store) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --store-format) COMPREPLY=($(compgen -W "raw jsonl" -- "$cur")); return ;;
+            --ready-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -m --model -4 -6 --buffer-size --max-connections --idle-timeout --duration --drain-timeout --max-clients --stats-interval --threads --backlog --store --store-format --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -m --model -4 -6 --buffer-size --max-connections --idle-timeout --duration --drain-timeout --max-clients --stats-interval --threads --backlog --store --store-format --ready-file --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     multi-connect)
@@ -76,10 +77,11 @@ _muxkit() {
             --duration) COMPREPLY=(); return ;;
             --show) COMPREPLY=($(compgen -W "none size text hex" -- "$cur")); return ;;
             -m|--model) COMPREPLY=($(compgen -W "select poll epoll" -- "$cur")); return ;;
+            --ready-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -e --events -t --timeout --count --duration --once --show -m --model -4 -6 --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -e --events -t --timeout --count --duration --once --show -m --model -4 -6 --ready-file --json -v --verbose -q --quiet --color" -- "$cur"))
         else
             COMPREPLY=($(compgen -W "stdin - file: fifo: listen: connect: exec:" -- "$cur"))
         fi

@@ -22,6 +22,8 @@
 
 #include <fmt/format.h>
 
+#include <muxkit/socket.hpp>
+
 #include "support/test_support.hpp"
 
 using namespace muxkit;
@@ -586,4 +588,46 @@ BOOST_AUTO_TEST_CASE(dash_4_and_dash_6_choose_the_address_family_of_a_name) {
         BOOST_TEST(r.exit_code == 2, fmt::format("{}: {}", fmt::join(args, " "), r.err));
         BOOST_TEST(r.err.find("error:") != std::string::npos);
     }
+}
+
+// --ready-file: once every address is bound the file holds them (real ports in place of 0), and
+// the server keeps serving; a script reads the ports from it. NOTIFY_SOCKET gets READY=1 too.
+BOOST_AUTO_TEST_CASE(ready_file_names_every_bound_address_and_the_server_keeps_running) {
+    TempDir dir;
+    const std::string ready = dir.path + "/ready", sock = dir.path + "/s", notify = dir.path + "/notify";
+    Fd manager = bind_datagram(resolve(Address::parse("unix:" + notify), true).front());
+    SpawnOptions env;
+    env.in_child = [notify] { ::setenv("NOTIFY_SOCKET", notify.c_str(), 1); };
+    Child server({"echo-server", "127.0.0.1:0", "udp:127.0.0.1:0", "unix:" + sock, "--ready-file", ready, "-qq"}, env);
+    BOOST_REQUIRE(eventually([&] { return std::filesystem::exists(ready); }));
+    std::ifstream in(ready);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    BOOST_REQUIRE(lines.size() == 3u);
+    BOOST_TEST(lines[0].starts_with("127.0.0.1:"));
+    BOOST_TEST(!lines[0].ends_with(":0"));
+    BOOST_TEST(lines[1].starts_with("udp:127.0.0.1:"));
+    BOOST_TEST(lines[2] == "unix:" + sock);
+    for (const std::string& address : {lines[0], lines[2]}) {  // it serves what the file names
+        Fd c = connect_to(address);
+        send_all(c.get(), "ready?");
+        BOOST_TEST(recv_exact(c.get(), 6) == "ready?");
+    }
+    BOOST_TEST(server.running());
+    pollfd p{manager.get(), POLLIN, 0};
+    BOOST_REQUIRE(::poll(&p, 1, 5000) == 1);
+    char buf[512];
+    const ssize_t n = ::recv(manager.get(), buf, sizeof buf, 0);
+    BOOST_REQUIRE(n > 0);
+    BOOST_TEST(std::string(buf, static_cast<std::size_t>(n)).starts_with("READY=1\n"));
+    server.signal(SIGTERM);
+    RunResult r = server.wait(10s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out.empty());  // -qq
+
+    RunResult nowhere = run_muxkit({"echo-server", "127.0.0.1:0", "--ready-file", dir.path + "/missing/ready"}, {}, 10s);
+    BOOST_TEST(nowhere.exit_code == 3, nowhere.err);
+    BOOST_TEST(nowhere.err.find("cannot write --ready-file '" + dir.path + "/missing/ready': No such file or directory") !=
+                   std::string::npos,
+               nowhere.err);
 }

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -322,4 +323,31 @@ BOOST_AUTO_TEST_CASE(source_specs_parse) {
     auto words = split_command(R"(sh -c 'echo "a b"' x\ y "q\"t")");
     BOOST_TEST(words == (std::vector<std::string>{"sh", "-c", "echo \"a b\"", "x y", "q\"t"}), boost::test_tools::per_element());
     BOOST_CHECK_THROW(SourceSpec::parse("bogus:1"), UsageError);
+}
+
+// listen: and udp: sources on port 0 say which port they bound (a listening line, text and
+// JSON), and --ready-file holds those addresses while fd-watch goes on watching.
+BOOST_AUTO_TEST_CASE(listeners_on_port_zero_say_their_port_and_fill_the_ready_file) {
+    TempDir dir;
+    const std::string ready = dir.path + "/ready";
+    Child watch({"fd-watch", "listen:127.0.0.1:0", "udp:127.0.0.1:0", "--ready-file", ready, "--json", "--count", "1", "-t", "10s"});
+    const Json tcp = Json::parse(watch.read_line()), udp = Json::parse(watch.read_line());
+    BOOST_TEST(tcp["type"] == "listening");
+    BOOST_TEST(tcp["address"].get<std::string>().starts_with("127.0.0.1:"));
+    BOOST_TEST(tcp["source"] == "listen:" + tcp["address"].get<std::string>());
+    BOOST_TEST(udp["address"].get<std::string>().starts_with("udp:127.0.0.1:"));
+    BOOST_REQUIRE(eventually([&] { return std::filesystem::exists(ready); }));
+    std::ifstream in(ready);
+    std::string first, second;
+    std::getline(in, first);
+    std::getline(in, second);
+    BOOST_TEST(first == tcp["address"].get<std::string>());
+    BOOST_TEST(second == udp["address"].get<std::string>());
+    Fd c = connect_to(first);  // the one event it waits for
+    RunResult r = watch.wait(10s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(events_of(r).size() == 1u);  // a listening line is not an event: --count is unchanged
+
+    RunResult text = run_muxkit({"fd-watch", "listen:127.0.0.1:0", "--duration", "100ms"});
+    BOOST_TEST(text.out.starts_with("listening on 127.0.0.1:"), text.out);
 }

@@ -3,14 +3,22 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
+
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/color.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <muxkit/error.hpp>
+#include <muxkit/fd.hpp>
+#include <muxkit/io.hpp>
+#include <muxkit/signals.hpp>
 
 namespace muxkit::cli {
 
@@ -53,6 +61,46 @@ void check_threads(unsigned threads) {
     if (threads < 1 || threads > 256) throw UsageError(fmt::format("invalid --threads '{}': must be between 1 and 256", threads));
 }
 
+void notify_service_manager(std::string_view state);
+
+void ReadyNotice::add_option(CLI::App& app) {
+    app.add_option("--ready-file", file_,
+                   "once every address is bound, write them to FILE (one per line, real ports in place of 0) and keep running")
+        ->type_name("FILE");
+}
+
+void ReadyNotice::announce(const std::vector<std::string>& addresses) noexcept {
+    try {
+        if (!file_.empty()) {
+            const std::string tmp = fmt::format("{}.{}.tmp", file_, ::getpid());
+            Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+            if (!fd) throw SystemError(errno, "cannot write --ready-file '" + file_ + "'");
+            std::string text;
+            for (const auto& a : addresses) text += a + '\n';
+            int err = write_all(fd.get(), text.data(), text.size());
+            if (!err && ::fsync(fd.get()) != 0) err = errno;
+            if (err) {
+                ::unlink(tmp.c_str());
+                throw SystemError(err, "cannot write --ready-file '" + file_ + "'");
+            }
+            fd.reset();
+            if (::rename(tmp.c_str(), file_.c_str()) != 0) {
+                const int err = errno;
+                ::unlink(tmp.c_str());
+                throw SystemError(err, "cannot write --ready-file '" + file_ + "'");
+            }
+        }
+        notify_service_manager(fmt::format("READY=1\nSTATUS=listening on {}", fmt::join(addresses, " ")));
+    } catch (const std::exception& e) {
+        error_ = e.what();
+        SignalPipe::request_stop();
+    }
+}
+
+void ReadyNotice::rethrow() const {
+    if (!error_.empty()) throw RuntimeError(error_);
+}
+
 void add_common_options(CLI::App& app, CommonOptions& opts) {
     app.add_flag("--json", opts.json, "write JSON Lines to stdout: one object per event, then a summary");
     app.add_flag("-v,--verbose", opts.verbose, "more detail (repeatable)");
@@ -66,6 +114,25 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
 namespace {
 std::atomic<int> first_stdout_error{0};
 }  // namespace
+
+// sd_notify(3)'s protocol without libsystemd: one datagram to the Unix socket NOTIFY_SOCKET names
+// (an abstract one when it starts with '@'). Nothing to do where it is unset.
+void notify_service_manager(std::string_view state) {
+    const char* where = std::getenv("NOTIFY_SOCKET");
+    if (!where || !*where) return;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::size_t len = std::strlen(where);
+    if (len >= sizeof addr.sun_path || (where[0] != '/' && where[0] != '@'))
+        throw RuntimeError(fmt::format("NOTIFY_SOCKET '{}' is not a socket path", printable(where)));
+    std::memcpy(addr.sun_path, where, len);
+    if (where[0] == '@') addr.sun_path[0] = '\0';
+    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw SystemError(errno, "cannot notify NOTIFY_SOCKET");
+    const auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+    if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), size) < 0)
+        throw SystemError(errno, fmt::format("cannot notify NOTIFY_SOCKET '{}'", printable(where)));
+}
 
 OutputError::OutputError(int err)
     : std::runtime_error(fmt::format("cannot write to stdout: {}", std::strerror(err))), err_(err) {}

@@ -37,6 +37,20 @@ struct FamilyOptions {
 void add_family_options(CLI::App& app, FamilyOptions& opts);
 // Sets the family on an inet or udp address; a numeric host of the other family is a UsageError.
 void apply_family(const FamilyOptions& opts, Address& address);
+// --ready-file FILE, and sd_notify's READY=1 where NOTIFY_SOCKET is set: how a script or a service
+// manager learns that a server is up, and on which ports (port 0), while it keeps running.
+class ReadyNotice {
+public:
+    void add_option(CLI::App& app);
+    // Every address is bound: writes FILE atomically (a temporary file renamed into place), one
+    // address per line, and notifies. A failure stops the run (SignalPipe) and is kept for rethrow().
+    void announce(const std::vector<std::string>& addresses) noexcept;
+    void rethrow() const;  // the failure, as a RuntimeError, once the run has ended
+
+private:
+    std::string file_;
+    std::string error_;
+};
 // --threads: between 1 and 256 event loops; throws UsageError otherwise.
 void check_threads(unsigned threads);
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).

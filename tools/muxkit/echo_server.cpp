@@ -29,6 +29,7 @@ struct EchoServerOptions {
     std::string store, store_format = "raw";
     CLI::Option* store_format_opt = nullptr;
     FamilyOptions family;
+    ReadyNotice ready;
     CommonOptions common;
 };
 
@@ -60,7 +61,8 @@ Json stats_json(const EchoServerStats& s) {
 
 class Reporter : public EchoServerObserver {
 public:
-    Reporter(Output& out, unsigned threads) : out_(out), threads_(threads) {}
+    Reporter(Output& out, unsigned threads, ReadyNotice& ready) : out_(out), threads_(threads), ready_(ready) {}
+    void on_ready(const std::vector<std::string>& addresses) override { ready_.announce(addresses); }
     void on_listening(const std::string& address, Model model) override {
         auto m = model_name(model);
         out_.event({{"type", "listening"}, {"address", address}, {"model", m}, {"threads", threads_}},
@@ -102,6 +104,7 @@ public:
 private:
     Output& out_;
     unsigned threads_;
+    ReadyNotice& ready_;
 };
 
 int run_echo_server_command(const EchoServerOptions& o) {
@@ -139,7 +142,8 @@ int run_echo_server_command(const EchoServerOptions& o) {
     else if (o.store_format_opt->count()) throw UsageError("--store-format needs --store FILE");
 
     Output out("echo-server", o.common);
-    Reporter reporter(out, config.threads);
+    ReadyNotice ready = o.ready;
+    Reporter reporter(out, config.threads, ready);
     // A store that others can read holds what every client sent: say so (a new one is 0600).
     struct stat st {};
     if (config.store && ::stat(config.store->path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
@@ -159,6 +163,7 @@ int run_echo_server_command(const EchoServerOptions& o) {
     // Room for every connection allowed (select cannot watch past FD_SETSIZE anyway).
     if (config.model != Model::select) raise_fd_limit(config.max_connections + 64);
     EchoServerStats s = run_echo_server(config, reporter);
+    ready.rethrow();
     Json summary = {{"model", model_name(config.model)}, {"threads", config.threads}};
     Json body = stats_json(s);
     for (auto it = body.begin(); it != body.end(); ++it) summary[it.key()] = it.value();
@@ -199,6 +204,7 @@ Subcommand setup_echo_server(CLI::App& parent) {
     opts->store_format_opt = app->add_option("--store-format", opts->store_format, "raw (the bytes) or jsonl (one record per chunk)")->type_name("FORMAT")
                                  ->check(CLI::IsMember({"raw", "jsonl"}))
                                  ->capture_default_str();
+    opts->ready.add_option(*app);
     add_common_options(*app, opts->common);
     return {app, [opts] { return run_echo_server_command(*opts); }, &opts->common};
 }

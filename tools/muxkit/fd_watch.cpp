@@ -17,6 +17,7 @@ struct FdWatchOptions {
     std::string events = "r", timeout = "5s", count, duration, show = "size", model = "select";
     bool once = false;
     FamilyOptions family;
+    ReadyNotice ready;
     CommonOptions common;
 };
 
@@ -41,7 +42,11 @@ Show parse_show(const std::string& text) {
 
 class Printer : public WatchObserver {
 public:
-    Printer(Output& out, Show show) : out_(out), show_(show) {}
+    Printer(Output& out, Show show, ReadyNotice& ready) : out_(out), show_(show), ready_(ready) {}
+    void on_listening(const std::string& source, const std::string& address) override {
+        out_.event({{"type", "listening"}, {"source", source}, {"address", address}}, "listening on " + printable(address));
+    }
+    void on_ready(const std::vector<std::string>& addresses) override { ready_.announce(addresses); }
     void on_event(const WatchEvent& e) override {
         Json j = {{"type", "event"}, {"t_s", e.t}, {"fd", e.fd >= 0 ? Json(e.fd) : Json(nullptr)}};
         if (!e.source.empty()) j["source"] = e.source;
@@ -77,6 +82,7 @@ public:
 private:
     Output& out_;
     Show show_;
+    ReadyNotice& ready_;
 };
 
 int run_fd_watch_command(const FdWatchOptions& o) {
@@ -98,9 +104,11 @@ int run_fd_watch_command(const FdWatchOptions& o) {
     cfg.show = parse_show(o.show);
 
     Output out("fd-watch", o.common);
-    Printer printer(out, cfg.show);
+    ReadyNotice ready = o.ready;
+    Printer printer(out, cfg.show, ready);
     forward_signals();
     WatchSummary s = run_watch(cfg, printer);
+    ready.rethrow();
     Json by_source = Json::object();
     for (const auto& [name, counts] : s.by_source) {
         Json c = Json::object();
@@ -134,6 +142,7 @@ Subcommand setup_fd_watch(CLI::App& parent) {
         ->capture_default_str();
     add_model_option(*app, o->model, Feature::fd_watch);
     add_family_options(*app, o->family);
+    o->ready.add_option(*app);
     add_common_options(*app, o->common);
     return {app, [o] { return run_fd_watch_command(*o); }, &o->common};
 }

@@ -80,6 +80,8 @@ class EchoServerObserver {
 public:
     virtual ~EchoServerObserver() = default;
     virtual void on_listening(const std::string& address, Model model) { (void)address, (void)model; }
+    // Once every address is bound, before any connection: each as its listening line names it.
+    virtual void on_ready(const std::vector<std::string>& addresses) { (void)addresses; }
     virtual void on_stats(const EchoServerStats& stats) { (void)stats; }
     /// Asked once, before the loops start; connection events cost a getpeername per connection
     /// (and, for UDP, one event per new sender).

@@ -67,6 +67,10 @@ class WatchObserver {
 public:
     virtual ~WatchObserver() = default;
     virtual void on_event(const WatchEvent& event) = 0;
+    // A listen: or udp: source is bound: its source name and the address (real port in place of 0).
+    virtual void on_listening(const std::string& source, const std::string& address) { (void)source, (void)address; }
+    // Every source is open: the addresses the listen: and udp: sources bound, in their order.
+    virtual void on_ready(const std::vector<std::string>& addresses) { (void)addresses; }
 };
 
 struct WatchSummary {

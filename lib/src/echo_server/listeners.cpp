@@ -41,6 +41,7 @@ std::vector<Listener> open_listeners(const EchoServerConfig& config, EchoServerO
         }
     }
     for (const auto& name : names) observer.on_listening(name, config.model);
+    observer.on_ready(names);
     return out;
 }
 

@@ -81,7 +81,15 @@ public:
     }
 
     WatchSummary run() {
-        for (const auto& spec : cfg_.sources) open_source(spec);
+        std::vector<std::string> bound;
+        for (const auto& spec : cfg_.sources) {
+            open_source(spec);
+            const Source& s = sources_.back();
+            if (s.role != Role::listener && s.role != Role::datagram) continue;
+            bound.push_back(s.name.substr(s.role == Role::listener ? std::string_view("listen:").size() : 0));  // udp: stays
+            observer_.on_listening(s.name, bound.back());
+        }
+        observer_.on_ready(bound);
         loop_->add(signals_.fd(), kReadable);
         start_ = now_ns();
         std::optional<std::int64_t> end;
