@@ -50,12 +50,13 @@ _muxkit() {
             --hold) COMPREPLY=(); return ;;
             --max-failures) COMPREPLY=(); return ;;
             --max-loss) COMPREPLY=(); return ;;
+            --min-rate-share) COMPREPLY=(); return ;;
             --max-p99) COMPREPLY=(); return ;;
             --hdr-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             --color) COMPREPLY=($(compgen -W "auto always never" -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model -4 -6 --threads --payload --expect --hold --no-verify --max-failures --max-loss --max-p99 --hdr-log --percentiles -i --interactive --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
+            COMPREPLY=($(compgen -W "-h --help -c --connections -n --messages -d --duration -s --size --pipeline --mode --rate --interval --connect-rate --connect-timeout --reply-timeout -m --model -4 -6 --threads --payload --expect --hold --no-verify --max-failures --max-loss --min-rate-share --max-p99 --hdr-log --percentiles -i --interactive --allow-early-close --allow-interrupt --json -v --verbose -q --quiet --color" -- "$cur"))
         fi
         ;;
     merge)

@@ -271,14 +271,28 @@ BOOST_DATA_TEST_CASE(connect_mode_counts_an_accept_then_reset_as_connected_every
         BOOST_TEST(s["connections"]["failed"] == 0);
         BOOST_TEST(s["connections"]["completed"] == 20);
     }
-    // Held open, each is reset during its hold: counted, not a failure, every time.
-    RunResult held = run_muxkit(load_client(variant, {reset.address(), "--mode", "connect", "-c", "5", "-n", "2", "--hold", "200ms",
-                                                      "--json"}));
-    BOOST_TEST(held.exit_code == 0, held.out);
-    Json h = summary_of(held);
-    BOOST_TEST(h["connections"]["established"] == 10);
-    BOOST_TEST(h["connections"]["failed"] == 0);
-    BOOST_TEST(h["errors"]["ECONNRESET"].get<int>() + h["errors"].value("unexpected_eof", 0) == 10, h["errors"].dump());
+}
+
+// --hold: a connection the server closes or resets before its hold ends failed its hold (once
+// such a check passed with unexpected_eof=5), unless --allow-early-close says that is expected.
+BOOST_DATA_TEST_CASE(connect_mode_fails_connections_the_server_ends_before_their_hold, bdata::make(kClients), variant) {
+    for (const char* how : {"close", "reset"}) {
+        Peer peer = python_peer(how);
+        const std::vector<std::string> args = {peer.address(), "--mode", "connect", "-c", "5", "-n", "2", "--hold", "2s", "--json"};
+        RunResult held = run_muxkit(load_client(variant, args));
+        BOOST_TEST(held.exit_code == 1, how << ": " << held.out);
+        Json h = summary_of(held);
+        BOOST_TEST(h["connections"]["established"] == 10, how);
+        BOOST_TEST(h["connections"]["failed"] == 10, how);
+        BOOST_TEST(h["failures_by_phase"]["hold"] == 10, how);
+        BOOST_TEST(h["check"]["failures"] == 10, how);
+        BOOST_TEST(held.err.find("before its --hold 2s ended") != std::string::npos, held.err);
+        std::vector<std::string> allowed = args;
+        allowed.push_back("--allow-early-close");
+        RunResult early = run_muxkit(load_client(variant, allowed));
+        BOOST_TEST(early.exit_code == 0, how << ": " << early.out);
+        BOOST_TEST(summary_of(early)["failures_by_phase"]["hold"] == 0, how);
+    }
 }
 
 BOOST_DATA_TEST_CASE(connect_mode_counts_every_refused_connect, bdata::make(kClients), variant) {
@@ -421,6 +435,8 @@ BOOST_AUTO_TEST_CASE(options_a_mode_has_no_use_for_are_usage_errors) {
         {{"--payload", R"(a\)"}, "lone"},
         {{"--mode", "bogus"}, "--mode"},
         {{"-i", "--mode", "connect"}, "--interactive is an echo client"},
+        {{"--mode", "connect", "--allow-early-close"}, "--allow-early-close is for --mode connect with --hold"},
+        {{"--min-rate-share", "50"}, "--min-rate-share needs --rate"},
     };
     for (const auto& [args, message] : cases) {
         std::vector<std::string> argv = {"multi-connect", "127.0.0.1:1"};

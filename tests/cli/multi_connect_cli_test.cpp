@@ -408,3 +408,28 @@ BOOST_AUTO_TEST_CASE(every_subcommand_is_quiet_at_qq_and_says_its_verdict_at_q) 
     BOOST_TEST(watch.exit_code == 0, watch.err);
     BOOST_TEST(watch.out == "");
 }
+
+// --rate: the summary gives the share of the rate the run reached; a run far below it fails
+// (once 10318/s of 20000/s asked passed without a word), one that reaches it passes.
+BOOST_AUTO_TEST_CASE(a_rate_the_run_cannot_reach_fails_with_the_share_it_reached) {
+    EchoServer server({"-m", "epoll"});
+    // One connection in ping-pong cannot send a million messages a second.
+    RunResult slow = run_muxkit({"multi-connect", server.address(), "-c", "1", "-d", "300ms", "--rate", "1M", "--json"});
+    BOOST_TEST(slow.exit_code == 1, slow.out);
+    Json s = summary_of(slow);
+    BOOST_TEST(s["throughput"]["rate_share"].get<double>() < 0.9);
+    bool named = false;
+    for (const auto& r : s["check"]["reasons"]) named = named || r.get<std::string>().find("below --min-rate-share 90%") != std::string::npos;
+    BOOST_TEST(named, s["check"].dump());
+    RunResult tolerated = run_muxkit({"multi-connect", server.address(), "-c", "1", "-d", "300ms", "--rate", "1M", "--min-rate-share", "0",
+                                      "--json"});
+    BOOST_TEST(tolerated.exit_code == 0, tolerated.out);
+
+    RunResult met = run_muxkit({"multi-connect", server.address(), "-c", "2", "-n", "25", "--rate", "100", "--json"});
+    BOOST_TEST(met.exit_code == 0, met.out);
+    const double share = summary_of(met)["throughput"]["rate_share"].get<double>();
+    BOOST_TEST(share > 0.9);
+    BOOST_TEST(share < 1.1);
+    RunResult none = run_muxkit({"multi-connect", server.address(), "-n", "5", "--json"});
+    BOOST_TEST(summary_of(none)["throughput"]["rate_share"].is_null());
+}

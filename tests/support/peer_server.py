@@ -13,6 +13,7 @@ Modes:
   redis         a Redis-like line server: each line PING gets +PONG, any other -ERR
   banner        send a banner line at once (as sshd does), then read and never answer
   reset         accept and reset at once (SO_LINGER 0), before a byte is read
+  close         accept and close at once (a FIN), before a byte is read
   early-reply   once N bytes of a connection arrived, answer "413" (as a server with a body size
                 limit does), stop reading for 2 s (the request cannot be written whole meanwhile),
                 then read and never answer again
@@ -93,8 +94,9 @@ def main():
         def accept_loop():
             while True:
                 conn, _ = listener.accept()
-                if mode == "reset":
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if mode in ("reset", "close"):
+                    if mode == "reset":
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     conn.close()
                     continue
                 threading.Thread(target=serve_connection, args=(conn, mode, n), daemon=True).start()

@@ -35,6 +35,12 @@ Json latency_json(const Histogram& h, bool with_p999) {
     return j;
 }
 
+std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate) {
+    if (!rate || *rate <= 0 || s.duration_s <= 0) return std::nullopt;
+    const std::uint64_t done = mode == LoadMode::connect ? s.requested : s.sent;
+    return per_second(done, s.duration_s) / *rate;
+}
+
 Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     std::vector<std::string> reasons;
     if (s.interrupted && !check.allow_interrupt) reasons.push_back("interrupted before the run was complete");
@@ -49,6 +55,10 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     if (check.max_loss_percent && lost_percent > *check.max_loss_percent)
         reasons.push_back(fmt::format("{} of {} datagrams lost ({:.3g}%), more than --max-loss {:g}%", s.lost, s.sent, lost_percent,
                                       *check.max_loss_percent));
+    const std::optional<double> share = rate_share(s, mode, check.rate);
+    if (share && *share < check.min_rate_share && !s.interrupted)
+        reasons.push_back(fmt::format("reached {:.3g}/s of --rate {:.3g}/s ({:.0f}%), below --min-rate-share {:.0f}%",
+                                      *share * *check.rate, *check.rate, *share * 100, check.min_rate_share * 100));
     if (s.negative_rtt)
         reasons.push_back(fmt::format("{} round trips timed below zero and left out of rtt_us (a timing fault in muxkit)", s.negative_rtt));
     const Histogram& h = checked_latency(s, mode);
@@ -76,6 +86,7 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
     const bool timed = s.service_ns.count() > 0;  // under --rate
     auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
     auto udp_only = [&](std::uint64_t n) { return head.datagram ? Json(n) : Json(nullptr); };
+    const std::optional<double> share = rate_share(s, head.mode, head.rate);
     Json errors = Json::object();
     errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
     for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;
@@ -104,14 +115,16 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
           {"send", unless_connect(s.failed_send)},
           {"receive", unless_connect(s.failed_receive)},
           {"verify", unless_connect(s.verify_failures)},
-          {"timeout", unless_connect(s.timeouts)}}},
+          {"timeout", unless_connect(s.timeouts)},
+          {"hold", connect ? Json(s.failed_hold) : Json(nullptr)}}},
         {"connect_us", head.datagram ? Json(nullptr) : latency_json(s.connect_ns, connect)},
         {"rtt_us", unless_connect(latency_json(s.rtt_ns, true))},
         {"service_us", timed ? latency_json(s.service_ns, true) : Json(nullptr)},
         {"throughput",
          {{"messages_per_s", unless_connect(per_second(s.received, s.duration_s))},
           {"bytes_per_s", unless_connect(per_second(s.bytes_received, s.duration_s))},
-          {"connections_per_s", per_second(s.established, s.duration_s)}}},
+          {"connections_per_s", per_second(s.established, s.duration_s)},
+          {"rate_share", share ? Json(*share) : Json(nullptr)}}},
         {"duration_s", s.duration_s},
         {"interrupted", s.interrupted},
         {"errors", errors},

@@ -25,7 +25,12 @@ struct LoadCheck {
     std::optional<Duration> max_p99;
     bool allow_interrupt = false;
     std::optional<double> max_loss_percent;  // UDP: lost datagrams tolerated, as a share of those sent
+    std::optional<double> rate;              // --rate asked (one run's, not a merge's)
+    double min_rate_share = 0.9;             // --min-rate-share: of --rate, what the run must reach
 };
+// With --rate: what the run reached of it (messages sent, or connects made, per second over the
+// run, divided by the rate asked); none without a rate.
+std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate);
 // The check object (passed, failures, p99 against --max-p99, every reason it failed).
 Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
 
@@ -33,7 +38,8 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
 struct LoadHead {
     Json target, model, settings;
     LoadMode mode = LoadMode::echo;
-    bool datagram = false;  // a udp: target
+    bool datagram = false;       // a udp: target
+    std::optional<double> rate;  // --rate asked, for throughput.rate_share (one run's, not a merge's)
 };
 // The summary in the multi-connect shape; keys the mode cannot fill are null. With histograms
 // (the JSON output, which merge reads), each whole-run histogram encoded.

@@ -178,6 +178,7 @@ Input read_input(const std::string& file) {
     s.failed_connect = r.count({"failures_by_phase", "connect"});
     s.failed_send = r.count({"failures_by_phase", "send"});
     s.failed_receive = r.count({"failures_by_phase", "receive"});
+    if (r.at({"failures_by_phase"}).contains("hold")) s.failed_hold = r.count({"failures_by_phase", "hold"});
     for (const auto& [name, n] : r.at({"errors"}).items()) {
         if (!n.is_number_unsigned()) continue;
         if (name == "unexpected_eof") s.unexpected_eof += n.get<std::uint64_t>();
@@ -247,7 +248,7 @@ int run_merge_command(const MergeOptions& o) {
     Output out("merge", o.common);
     const Json checked = check_json(total, mode, check);
     Json summary = load_summary_json(
-        total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram}, checked,
+        total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram, std::nullopt}, checked,
         o.common.json);
     summary["hosts"] = inputs.size();
     summary["inputs"] = listed;

@@ -29,9 +29,9 @@ struct MultiConnectOptions {
     std::string connections = "1", messages = "1", duration, size = "64", pipeline = "1";
     std::string rate, interval, connect_rate, connect_timeout = "5s", reply_timeout = "5s";
     std::string model = "epoll", payload, max_failures = "0", max_p99;
-    std::string mode = "echo", expect, hold, hdr_log, max_loss = "0";
+    std::string mode = "echo", expect, hold, hdr_log, max_loss = "0", min_rate_share;
     unsigned threads = 1;
-    bool no_verify = false, interactive = false, allow_interrupt = false, percentiles = false;
+    bool no_verify = false, interactive = false, allow_interrupt = false, percentiles = false, allow_early_close = false;
     CLI::Option *messages_opt = nullptr, *size_opt = nullptr, *payload_opt = nullptr, *pipeline_opt = nullptr;
     CLI::Option *expect_opt = nullptr, *hold_opt = nullptr, *connect_rate_opt = nullptr, *reply_timeout_opt = nullptr;
     CLI::Option *no_verify_opt = nullptr, *max_loss_opt = nullptr, *mode_opt = nullptr;
@@ -81,6 +81,10 @@ std::string failure_text(const LoadFailure& f, const LoadConfig& config) {
         }
         line += fmt::format(" message={} offset={} expected='{}' received='{}'", f.message, f.offset, printable(f.expected),
                             printable(f.received));
+        break;
+    case LoadFailure::Kind::hold:
+        line += fmt::format(" the server {} the connection before its --hold {} ended", f.err ? "reset" : "closed",
+                            format_duration(config.hold));
         break;
     case LoadFailure::Kind::early_reply:
         line += fmt::format(" message={} a reply came when {} of its {} request bytes were written", f.message, f.offset,
@@ -246,6 +250,10 @@ std::optional<std::string> hint(const LoadStats& s, const LoadConfig& config) {
     case LoadFailure::Kind::closed:
         if (s.received > 0) return std::nullopt;
         return fmt::format("the server closed every connection before replying: {}", question);
+    case LoadFailure::Kind::hold:
+        return fmt::format("{} closed or reset every connection it had taken before its --hold {} ended (--allow-early-close "
+                           "if it is meant to)",
+                           target, format_duration(config.hold));
     case LoadFailure::Kind::early_reply:
         return fmt::format("{} replied when {} of the {} request bytes were written: it answered something else than the whole "
                            "request (an error or a size limit?)",
@@ -266,6 +274,8 @@ void parse_mode_options(const MultiConnectOptions& o, LoadConfig& config) {
         throw UsageError(fmt::format("--expect is for --mode request (in {} {})", mode,
                                      config.mode == LoadMode::echo ? "the reply is the payload" : "no byte is sent"));
     if (config.mode != LoadMode::connect && o.hold_opt->count()) throw UsageError("--hold is for --mode connect");
+    if (o.allow_early_close && !o.hold_opt->count()) throw UsageError("--allow-early-close is for --mode connect with --hold");
+    config.allow_early_close = o.allow_early_close;
     if (config.mode == LoadMode::connect) {
         for (auto [opt, name] : {std::pair{o.payload_opt, "--payload"}, {o.size_opt, "--size"}, {o.pipeline_opt, "--pipeline"},
                                  {o.no_verify_opt, "--no-verify"}, {o.reply_timeout_opt, "--reply-timeout"}})
@@ -387,10 +397,17 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     reporter.clear_progress();
     if (log) log->close();
 
-    const Json check = check_json(s, config.mode, {max_failures, max_p99, o.allow_interrupt, max_loss});
+    LoadCheck checks{max_failures, max_p99, o.allow_interrupt, max_loss, config.rate};
+    if (!o.min_rate_share.empty()) {
+        if (!config.rate) throw UsageError("--min-rate-share needs --rate: the rate it is a share of");
+        checks.min_rate_share = parse_percent(o.min_rate_share, "--min-rate-share") / 100.0;
+    }
+    const Json check = check_json(s, config.mode, checks);
     const bool passed = check["passed"].get<bool>();
     Json summary = load_summary_json(
-        s, {config.target.to_string(), model_name(config.model), settings_json(config), config.mode, config.target.datagram()}, check,
+        s,
+        {config.target.to_string(), model_name(config.model), settings_json(config), config.mode, config.target.datagram(), config.rate},
+        check,
         o.common.json);
     if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(s, config.mode);
     out.summary(std::move(summary));
@@ -437,11 +454,16 @@ Subcommand setup_multi_connect(CLI::App& parent) {
     o->max_loss_opt = app->add_option("--max-loss", o->max_loss, "udp: exit 1 if more than PERCENT of the datagrams sent got no echo")
                           ->type_name("PERCENT")
                           ->capture_default_str();
+    app->add_option("--min-rate-share", o->min_rate_share,
+                    "with --rate: exit 1 if the run reached less than PERCENT of the rate asked (default 90%)")
+        ->type_name("PERCENT");
     app->add_option("--max-p99", o->max_p99, "exit 1 if the p99 round trip (--mode connect: connect) exceeds DUR")->type_name("DUR");
     app->add_option("--hdr-log", o->hdr_log, "write an HdrHistogram interval log (rtt, connect; nanoseconds) to FILE")
         ->type_name("FILE");
     app->add_flag("--percentiles", o->percentiles, "add the full percentile distribution (HdrHistogram .hgrm) to the report");
     app->add_flag("-i,--interactive", o->interactive, "send what arrives on stdin as it comes, write the echo to stdout");
+    app->add_flag("--allow-early-close", o->allow_early_close,
+                  "--mode connect: a connection the server closes or resets before its --hold ends is no failure");
     app->add_flag("--allow-interrupt", o->allow_interrupt,
                   "a run ended early by SIGINT or SIGTERM may still pass (by default it fails the check)");
     add_common_options(*app, o->common);

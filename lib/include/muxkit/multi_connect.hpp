@@ -40,6 +40,7 @@ struct LoadConfig {
     std::string payload;  // empty: a pattern carrying connection and sequence numbers (echo mode)
     std::optional<std::string> expect;  // request mode: the reply to each request (none: the first bytes)
     Duration hold{0};                   // connect mode: how long each connection stays open
+    bool allow_early_close = false;     // connect mode: a peer closing a held connection early is no failure
     bool verify = true;
 };
 
@@ -53,6 +54,7 @@ struct LoadFailure {
         timeout,   // no reply within --reply-timeout
         mismatch,  // the reply differs from the one expected (offset, excerpts)
         early_reply,  // request mode: a reply came while the request was still being written (offset: bytes written)
+        hold,         // connect mode: the server closed or reset the connection before its --hold ended (err)
     };
     static constexpr std::size_t kExcerpt = 16;  // bytes of expected and received kept from offset
 
@@ -81,7 +83,8 @@ struct LoadStats {
     std::uint64_t duplicates = 0, reordered = 0, late = 0;
     std::uint64_t bytes_sent = 0, bytes_received = 0;
     // Connections that failed, by phase (a reply timeout is counted in timeouts, not here).
-    std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0;
+    // hold: connect mode, connections the peer closed or reset before their --hold ended.
+    std::uint64_t failed_connect = 0, failed_send = 0, failed_receive = 0, failed_hold = 0;
     ErrorCounts errors;
     std::uint64_t unexpected_eof = 0;  // the server closed while replies were due
     std::uint64_t early_replies = 0;   // request mode: replies before their request was written (connections failed)

@@ -75,6 +75,7 @@ std::string_view failure_kind_name(LoadFailure::Kind k) noexcept {
     case LoadFailure::Kind::timeout: return "timeout";
     case LoadFailure::Kind::mismatch: return "verify";
     case LoadFailure::Kind::early_reply: return "early_reply";
+    case LoadFailure::Kind::hold: return "hold";
     }
     return "?";
 }
@@ -112,6 +113,7 @@ void LoadStats::merge(const LoadStats& part) {
     add_counted(failed_connect, part.failed_connect);
     add_counted(failed_send, part.failed_send);
     add_counted(failed_receive, part.failed_receive);
+    add_counted(failed_hold, part.failed_hold);
     errors.merge(part.errors);
     add_counted(unexpected_eof, part.unexpected_eof);
     add_counted(negative_rtt, part.negative_rtt);
@@ -768,8 +770,8 @@ void LoadRun::datagram_error(LoadConn& c, Phase phase, int err) {
 void LoadRun::fail(LoadConn& c, Phase phase, int err, std::optional<LoadFailure::Kind> kind) {
     if (c.state == ConnState::done) return;
     if (err) total_.errors.add(err);
-    if (connect_mode() && phase != Phase::connect) {  // after its connect succeeded: counted, not a failure
-        close(c);
+    if (connect_mode() && phase != Phase::connect) {  // after its connect succeeded: counted, failing its --hold
+        ended_before_hold(c, err);
         return;
     }
     switch (phase) {
@@ -802,11 +804,25 @@ void LoadRun::peer_closed(LoadConn& c) {
         return;
     }
     ++total_.unexpected_eof;
-    if (connect_mode()) {  // closed by the server before its hold ended: counted, not a failure
-        close(c);
+    if (connect_mode()) {  // closed by the server before its hold ended
+        ended_before_hold(c, 0);
         return;
     }
     fail(c, Phase::receive, 0);
+}
+
+// Connect mode: the peer closed or reset c while it was held open. A failure of the hold (unless
+// --allow-early-close); a connection without --hold was complete once connected.
+void LoadRun::ended_before_hold(LoadConn& c, int err) {
+    if (cfg_.hold.count() > 0 && !cfg_.allow_early_close && !draining_) {
+        ++total_.failed_hold;
+        ++total_.failed;
+        ++interval_.failed;
+        LoadFailure f = failure(LoadFailure::Kind::hold, c);
+        f.err = err;
+        report(std::move(f));
+    }
+    close(c);
 }
 
 LoadFailure LoadRun::failure(LoadFailure::Kind kind, const LoadConn& c) const {

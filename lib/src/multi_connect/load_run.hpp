@@ -105,6 +105,7 @@ protected:
     void fail(LoadConn& c, Phase phase, int err, std::optional<LoadFailure::Kind> kind = std::nullopt);
     // The server closed c: a failure while echoes are due, the normal end while draining.
     void peer_closed(LoadConn& c);
+    void ended_before_hold(LoadConn& c, int err);
     void close(LoadConn& c);
     bool stopping() const noexcept;
     void on_signal();
