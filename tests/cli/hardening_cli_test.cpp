@@ -108,6 +108,15 @@ BOOST_AUTO_TEST_CASE(mistyped_names_get_the_name_that_was_meant) {
         {{"multi-connect", "127.0.0.1", "7007"}, "give the address as one operand, 127.0.0.1:7007"},
         {{"echo-server", "--threads", "x"}, "could not convert: --threads = x"},
         {{"help", "echo"}, "no subcommand 'echo': did you mean 'echo-server'?"},
+        // A typo before an operand: the typo is named, not the operand it swallowed.
+        {{"multi-connect", "--conections", "3", "127.0.0.1:7"}, "unknown option '--conections': did you mean '--connections'?"},
+        {{"multi-connect", "--pipline", "4", "127.0.0.1:7"}, "unknown option '--pipline': did you mean '--pipeline'?"},
+        {{"multi-connect", "127.0.0.1:7", "--durration", "1s"}, "unknown option '--durration': did you mean '--duration'?"},
+        {{"multi-connect", "-x", "3", "127.0.0.1:7"}, "unknown option '-x'"},
+        // A choice: the one meant, and the list.
+        {{"multi-connect", "-m", "epol", "127.0.0.1:7"}, "invalid --model 'epol': did you mean 'epoll'?"},
+        {{"multi-connect", "--mode", "conect"}, "invalid --mode 'conect': did you mean 'connect'? (one of echo, connect, request)"},
+        {{"echo-server", "--store-format", "json", "--store", "x"}, "invalid --store-format 'json': did you mean 'jsonl'?"},
     };
     for (const auto& [args, message] : cases) {
         RunResult r = run_muxkit(args);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/color.h>
 #include <fmt/format.h>
 
 #include <muxkit/error.hpp>
@@ -93,10 +94,40 @@ std::string explain(const CLI::ParseError& e, int argc, char** argv, const CLI::
         if (std::string(argv[i]).starts_with("-"))
             return fmt::format("'{}' goes after the subcommand: muxkit {} {} ...", printable(argv[i]), sub_name, printable(argv[i]));
     std::string message = e.what();
+    const CLI::App* sub = app.get_subcommand(sub_name);
+    // A mistyped option takes the operand after it as its value, so CLI11 blames that operand:
+    // the unknown option is the thing to name, wherever it stands.
+    const std::vector<std::string> known = option_names(*sub);
+    for (int i = sub_at + 1; i < argc; ++i) {
+        const std::string word = argv[i];
+        if (word == "--") break;
+        if (!word.starts_with("-") || word == "-" || std::isdigit(static_cast<unsigned char>(word[1]))) continue;
+        const std::string name = word.starts_with("--") ? word.substr(0, word.find('=')) : word.substr(0, 2);
+        if (name == "--help" || name == "-h" || std::find(known.begin(), known.end(), name) != known.end()) continue;
+        if (name.size() > 2)  // one letter is near every other: no guess for those
+            if (auto best = nearest(name, known)) return fmt::format("unknown option '{}': did you mean '{}'?", printable(name), *best);
+        return fmt::format("unknown option '{}'", printable(name));
+    }
+    // CLI11's "--model: epol not in {select,poll,epoll}": the choice that was meant.
+    if (const auto colon = message.find(": "), not_in = message.find(" not in {"); dynamic_cast<const CLI::ValidationError*>(&e) &&
+                                                                              message.starts_with("--") && colon < not_in &&
+                                                                              not_in != std::string::npos && message.ends_with("}")) {
+        const std::string option = message.substr(0, colon), value = message.substr(colon + 2, not_in - colon - 2);
+        std::vector<std::string> choices;
+        std::string list = message.substr(not_in + 9, message.size() - not_in - 10);
+        for (std::size_t at = 0; at <= list.size();) {
+            const std::size_t comma = std::min(list.find(',', at), list.size());
+            choices.push_back(list.substr(at, comma - at));
+            at = comma + 1;
+        }
+        const std::string all = fmt::format("{}", fmt::join(choices, ", "));
+        if (auto best = nearest(value, choices))
+            return fmt::format("invalid {} '{}': did you mean '{}'? (one of {})", option, printable(value), *best, all);
+        return fmt::format("invalid {} '{}': give one of {}", option, printable(value), all);
+    }
     if (const auto* extras = dynamic_cast<const CLI::ExtrasError*>(&e); extras) {
         const std::string extra = message.substr(message.rfind(": ") + 2);
         const std::string first = extra.substr(0, extra.find(' '));
-        const CLI::App* sub = app.get_subcommand(sub_name);
         if (first.starts_with("-")) {
             const std::string name = first.substr(0, first.find('='));
             if (auto best = nearest(name, option_names(*sub))) return fmt::format("unknown option '{}': did you mean '{}'?", printable(name), *best);
@@ -133,7 +164,8 @@ int report_error(const std::string& sub, bool json, int exit_code, const std::st
     std::string prefix = sub.empty() ? "muxkit" : "muxkit " + sub;
     bool color = cli::use_color("auto", stderr);
     // One line, escaped: a message can carry file names and addresses that came from outside.
-    fmt::print(stderr, "{}: {}error:{} {}\n", prefix, color ? "\x1b[1;31m" : "", color ? "\x1b[0m" : "", one_line(message));
+    const std::string label = color ? fmt::format(fmt::fg(fmt::terminal_color::red) | fmt::emphasis::bold, "error:") : "error:";
+    fmt::print(stderr, "{}: {} {}\n", prefix, label, one_line(message));
     if (json) {
         Json e = {{"type", "error"}, {"command", sub.empty() ? Json(nullptr) : Json(sub)}, {"exit", exit_code}, {"message", message}};
         fmt::print("{}\n", render_json(e));
