@@ -225,6 +225,7 @@ print(base64.b64encode(struct.pack('>ii', 0x1c849314, len(packed)) + packed).dec
     write_file(dir.path + "/fewer.json", fewer.dump() + "\n");
     Json huge = s;  // with good.json's 50, 2^64 - 1 sent would wrap to 49
     huge["messages"]["sent"] = std::numeric_limits<std::uint64_t>::max();
+    huge["run_id"] = "another run";
     write_file(dir.path + "/huge.json", huge.dump() + "\n");
 
     const std::vector<std::tuple<std::string, int, std::string>> cases = {
@@ -254,6 +255,19 @@ print(base64.b64encode(struct.pack('>ii', 0x1c849314, len(packed)) + packed).dec
     }
     RunResult none = run_muxkit({"merge"});
     BOOST_TEST(none.exit_code == 2);
+    // The same run twice is refused, naming both files; runs against different targets merge,
+    // with a warning.
+    RunResult twice = run_muxkit({"merge", good, good});
+    BOOST_TEST(twice.exit_code == 2, twice.err);
+    BOOST_TEST(twice.err.find("'" + good + "' and '" + good + "' are the same run (run_id " + s["run_id"].get<std::string>()) !=
+                   std::string::npos,
+               twice.err);
+    EchoServer other({"-m", "poll"});
+    const std::string elsewhere = dir.path + "/elsewhere.json";
+    load_run(elsewhere, {"multi-connect", other.address(), "-n", "50", "--json"});
+    RunResult mixed = run_muxkit({"merge", good, elsewhere, "--json"});
+    BOOST_TEST(mixed.exit_code == 0, mixed.err);
+    BOOST_TEST(mixed.err.find("warning: the inputs ran against different targets") != std::string::npos, mixed.err);
     // A pipe is read, as far as a limit no summary comes near: one that never ends is refused.
     RunResult endless = run_program({"/bin/sh", "-c", "head -c 100000000 /dev/zero | " MUXKIT_BINARY " merge /dev/stdin"}, 30s);
     BOOST_TEST(endless.exit_code == 2, endless.err);
@@ -285,6 +299,24 @@ BOOST_AUTO_TEST_CASE(service_time_beside_response_time_under_rate) {
     Json last = summary_of(rows)["percentiles"].back();
     BOOST_TEST(last["percentile"] == 100.0);
     BOOST_TEST(last["total_count"] == 20);
+}
+
+// Every summary says which run it was: host, start (UTC), version, and an id of its own.
+BOOST_AUTO_TEST_CASE(each_summary_names_its_host_start_version_and_run) {
+    EchoServer server({"-m", "epoll"});
+    TempDir dir;
+    const Json a = load_run(dir.path + "/a.json", {"multi-connect", server.address(), "-n", "5", "--json"});
+    const Json b = load_run(dir.path + "/b.json", {"multi-connect", server.address(), "-n", "5", "--json"});
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    BOOST_TEST(a["host"] == std::string(host));
+    const std::string started = a["started_at"].get<std::string>();
+    BOOST_TEST(started.size() == 20u, started);  // 2026-12-07T21:00:00Z
+    BOOST_TEST(started[10] == 'T');
+    BOOST_TEST(started.back() == 'Z');
+    BOOST_TEST(a["muxkit_version"].get<std::string>().size() > 0u);
+    BOOST_TEST(a["run_id"].get<std::string>().size() == 32u);
+    BOOST_TEST(a["run_id"] != b["run_id"]);
 }
 
 BOOST_AUTO_TEST_CASE(hdr_log_that_cannot_be_written_is_a_runtime_error) {

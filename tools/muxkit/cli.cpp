@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <cstddef>
 #include <cstring>
+#include <ctime>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -99,6 +101,33 @@ void ReadyNotice::announce(const std::vector<std::string>& addresses) noexcept {
 
 void ReadyNotice::rethrow() const {
     if (!error_.empty()) throw RuntimeError(error_);
+}
+
+std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+    return name;
+}
+
+std::string iso8601_utc(double epoch_s) {
+    const auto whole = static_cast<std::time_t>(epoch_s);
+    std::tm utc{};
+    ::gmtime_r(&whole, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+std::string random_run_id() {
+    unsigned char bits[16];
+    std::size_t got = 0;
+    while (got < sizeof bits) {
+        const ssize_t n = ::getrandom(bits + got, sizeof bits - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw SystemError(errno, "getrandom");
+        got += static_cast<std::size_t>(n);
+    }
+    return hex(std::string_view(reinterpret_cast<const char*>(bits), sizeof bits));
 }
 
 void add_common_options(CLI::App& app, CommonOptions& opts) {

@@ -51,6 +51,11 @@ private:
     std::string file_;
     std::string error_;
 };
+// A run's identity in its summary: this host's name, a time as UTC ISO 8601
+// (2026-12-07T21:00:00Z), and 128 random bits as hex.
+std::string host_name();
+std::string iso8601_utc(double epoch_s);
+std::string random_run_id();
 // --threads: between 1 and 256 event loops; throws UsageError otherwise.
 void check_threads(unsigned threads);
 // -m/--model with the choices and help of the models the feature takes (one list: model.hpp).

@@ -227,6 +227,13 @@ int run_merge_command(const MergeOptions& o) {
             throw UsageError(fmt::format("'{}' ran against {} and '{}' against {}: merge UDP runs with UDP runs", printable(in.file),
                                          in.datagram ? "UDP" : "a stream", printable(inputs.front().file),
                                          inputs.front().datagram ? "UDP" : "a stream"));
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j) {
+            const Json& id = inputs[i].summary.contains("run_id") ? inputs[i].summary["run_id"] : Json(nullptr);
+            if (id.is_string() && inputs[j].summary.value("run_id", Json()) == id)
+                throw UsageError(fmt::format("'{}' and '{}' are the same run (run_id {}): give each run once", printable(inputs[j].file),
+                                             printable(inputs[i].file), printable(id.get<std::string>())));
+        }
     const bool datagram = inputs.front().datagram;
     if (datagram && !check.max_loss_percent) check.max_loss_percent = 0.0;
     if (!datagram && check.max_loss_percent) throw UsageError("--max-loss is for runs against udp: targets");
@@ -246,6 +253,9 @@ int run_merge_command(const MergeOptions& o) {
     }
     const LoadMode mode = inputs.front().mode;
     Output out("merge", o.common);
+    if (const Json targets = common_value(inputs, "target"); targets.is_array())
+        out.warning(fmt::format("the inputs ran against different targets ({}): their figures are merged as one service's",
+                                printable(targets.dump())));
     const Json checked = check_json(total, mode, check);
     Json summary = load_summary_json(
         total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram, std::nullopt}, checked,

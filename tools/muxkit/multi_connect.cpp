@@ -389,8 +389,9 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
                                        config.connections, limit));
     forward_signals();
     Output out("multi-connect", o.common);
+    const double started = wall_seconds();
     std::optional<HdrLogWriter> log;
-    if (!o.hdr_log.empty()) log.emplace(o.hdr_log, wall_seconds());
+    if (!o.hdr_log.empty()) log.emplace(o.hdr_log, started);
     Reporter reporter(out, config, !o.common.json && o.common.verbosity() >= 0 && ::isatty(2), !o.interval.empty(),
                       log ? &*log : nullptr);
     LoadStats s = run_load(config, reporter);
@@ -410,6 +411,11 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
         check,
         o.common.json);
     if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(s, config.mode);
+    // Which run this was, so merge can tell the same run given twice from two runs.
+    summary["host"] = host_name();
+    summary["started_at"] = iso8601_utc(started);
+    summary["muxkit_version"] = MUXKIT_VERSION;
+    summary["run_id"] = random_run_id();
     out.summary(std::move(summary));
     if (o.percentiles && !o.common.json) write_stdout(percentiles_text(s, config.mode));
     if (!passed && o.common.verbosity() >= 0)
