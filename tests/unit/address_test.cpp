@@ -54,6 +54,28 @@ BOOST_AUTO_TEST_CASE(malformed_addresses_are_usage_errors_naming_the_input) {
     }
 }
 
+// Another tool's scheme (tls: before muxkit has TLS, tcp:, http://) is named as such, with the
+// forms muxkit knows, not taken for an IPv6 address without brackets.
+BOOST_AUTO_TEST_CASE(unknown_schemes_name_the_forms_muxkit_knows) {
+    for (auto [bad, scheme] : {std::pair{"tls:127.0.0.1:443", "tls:"}, {"tcp:localhost:80", "tcp:"}, {"http://example.com", "http:"},
+                               {"ssl:[::1]:443", "ssl:"}}) {
+        try {
+            Address::parse(bad);
+            BOOST_FAIL("accepted '" << bad << "'");
+        } catch (const UsageError& e) {
+            const std::string why = e.what();
+            BOOST_TEST(why.find("muxkit does not know '" + std::string(scheme) + "' addresses") != std::string::npos, why);
+            BOOST_TEST(why.find("unix:PATH or udp:HOST:PORT") != std::string::npos, why);
+        }
+    }
+    try {
+        Address::parse("fe80::1:80");  // hex first: an IPv6 address that wants brackets
+        BOOST_FAIL("accepted fe80::1:80");
+    } catch (const UsageError& e) {
+        BOOST_TEST(std::string(e.what()).find("brackets") != std::string::npos, e.what());
+    }
+}
+
 BOOST_AUTO_TEST_CASE(unix_path_longer_than_sun_path_is_refused) {
     BOOST_CHECK_THROW(Address::parse("unix:/" + std::string(200, 'x')), UsageError);
 }

@@ -1,5 +1,7 @@
 #include "muxkit/address.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -89,6 +91,17 @@ Address Address::parse(std::string_view text) {
     auto colon = text.rfind(':');
     if (colon == std::string_view::npos)
         throw UsageError(fmt::format("invalid address '{}': expected HOST:PORT, [IPV6]:PORT, PORT or unix:PATH", text));
+    // tls:HOST:PORT, tcp:..., http://...: a scheme of another tool, not an unbracketed IPv6 address
+    // (whose first group is hex digits).
+    if (const auto first = text.find(':'); first != colon || text.substr(first).starts_with("://")) {
+        const std::string_view scheme = text.substr(0, first);
+        const bool letters = !scheme.empty() && std::all_of(scheme.begin(), scheme.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); });
+        const bool hex = std::all_of(scheme.begin(), scheme.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+        if (letters && (!hex || text.substr(first).starts_with("://")))
+            throw UsageError(fmt::format("invalid address '{}': muxkit does not know '{}:' addresses; give HOST:PORT, [IPV6]:PORT, "
+                                         "PORT, unix:PATH or udp:HOST:PORT",
+                                         text, scheme));
+    }
     if (text.find(':') != colon)
         throw UsageError(fmt::format("invalid address '{}': write an IPv6 address in brackets, as [::1]:7007", text));
     a.host = std::string(text.substr(0, colon));
