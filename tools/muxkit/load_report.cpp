@@ -1,6 +1,8 @@
 // The summary of a load, shared by multi-connect and merge.
 #include "load_report.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace muxkit::cli {
@@ -35,10 +37,11 @@ Json latency_json(const Histogram& h, bool with_p999) {
     return j;
 }
 
-std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate) {
-    if (!rate || *rate <= 0 || s.duration_s <= 0) return std::nullopt;
+std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate, std::optional<double> schedule_s) {
+    const double over = schedule_s ? std::min(*schedule_s, s.duration_s) : s.duration_s;
+    if (!rate || *rate <= 0 || over <= 0) return std::nullopt;
     const std::uint64_t done = mode == LoadMode::connect ? s.requested : s.sent;
-    return per_second(done, s.duration_s) / *rate;
+    return per_second(done, over) / *rate;
 }
 
 Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
@@ -55,7 +58,7 @@ Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check) {
     if (check.max_loss_percent && lost_percent > *check.max_loss_percent)
         reasons.push_back(fmt::format("{} of {} datagrams lost ({:.3g}%), more than --max-loss {:g}%", s.lost, s.sent, lost_percent,
                                       *check.max_loss_percent));
-    const std::optional<double> share = rate_share(s, mode, check.rate);
+    const std::optional<double> share = rate_share(s, mode, check.rate, check.schedule_s);
     if (share && *share < check.min_rate_share && !s.interrupted)
         reasons.push_back(fmt::format("reached {:.3g}/s of --rate {:.3g}/s ({:.0f}%), below --min-rate-share {:.0f}%",
                                       *share * *check.rate, *check.rate, *share * 100, check.min_rate_share * 100));
@@ -86,7 +89,7 @@ Json load_summary_json(const LoadStats& s, const LoadHead& head, const Json& che
     const bool timed = s.service_ns.count() > 0;  // under --rate
     auto unless_connect = [&](Json j) { return connect ? Json(nullptr) : j; };
     auto udp_only = [&](std::uint64_t n) { return head.datagram ? Json(n) : Json(nullptr); };
-    const std::optional<double> share = rate_share(s, head.mode, head.rate);
+    const std::optional<double> share = rate_share(s, head.mode, head.rate, head.schedule_s);
     Json errors = Json::object();
     errors["ECONNREFUSED"] = s.errors.count(ECONNREFUSED);
     for (const auto& [name, count] : s.errors.by_name()) errors[name] = count;

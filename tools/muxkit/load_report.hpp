@@ -26,11 +26,14 @@ struct LoadCheck {
     bool allow_interrupt = false;
     std::optional<double> max_loss_percent;  // UDP: lost datagrams tolerated, as a share of those sent
     std::optional<double> rate;              // --rate asked (one run's, not a merge's)
+    std::optional<double> schedule_s;        // --duration: the time the rate was asked for
     double min_rate_share = 0.9;             // --min-rate-share: of --rate, what the run must reach
 };
 // With --rate: what the run reached of it (messages sent, or connects made, per second over the
 // run, divided by the rate asked); none without a rate.
-std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate);
+// Over --duration when given (a loop's wake-up past the end, or a thread started late, is not time
+// the rate was asked for), else over the run.
+std::optional<double> rate_share(const LoadStats& s, LoadMode mode, std::optional<double> rate, std::optional<double> schedule_s);
 // The check object (passed, failures, p99 against --max-p99, every reason it failed).
 Json check_json(const LoadStats& s, LoadMode mode, const LoadCheck& check);
 
@@ -40,6 +43,7 @@ struct LoadHead {
     LoadMode mode = LoadMode::echo;
     bool datagram = false;       // a udp: target
     std::optional<double> rate;  // --rate asked, for throughput.rate_share (one run's, not a merge's)
+    std::optional<double> schedule_s;  // --duration
 };
 // The summary in the multi-connect shape; keys the mode cannot fill are null. With histograms
 // (the JSON output, which merge reads), each whole-run histogram encoded.

@@ -258,7 +258,7 @@ int run_merge_command(const MergeOptions& o) {
                                 printable(targets.dump())));
     const Json checked = check_json(total, mode, check);
     Json summary = load_summary_json(
-        total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram, std::nullopt}, checked,
+        total, {common_value(inputs, "target"), common_value(inputs, "model"), common_value(inputs, "settings"), mode, datagram, std::nullopt, std::nullopt}, checked,
         o.common.json);
     summary["hosts"] = inputs.size();
     summary["inputs"] = listed;

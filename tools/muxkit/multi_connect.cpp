@@ -398,7 +398,9 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     reporter.clear_progress();
     if (log) log->close();
 
-    LoadCheck checks{max_failures, max_p99, o.allow_interrupt, max_loss, config.rate};
+    std::optional<double> schedule_s;
+    if (config.duration) schedule_s = to_seconds(*config.duration);
+    LoadCheck checks{max_failures, max_p99, o.allow_interrupt, max_loss, config.rate, schedule_s};
     if (!o.min_rate_share.empty()) {
         if (!config.rate) throw UsageError("--min-rate-share needs --rate: the rate it is a share of");
         checks.min_rate_share = parse_percent(o.min_rate_share, "--min-rate-share") / 100.0;
@@ -407,7 +409,7 @@ int run_multi_connect_command(const MultiConnectOptions& o) {
     const bool passed = check["passed"].get<bool>();
     Json summary = load_summary_json(
         s,
-        {config.target.to_string(), model_name(config.model), settings_json(config), config.mode, config.target.datagram(), config.rate},
+        {config.target.to_string(), model_name(config.model), settings_json(config), config.mode, config.target.datagram(), config.rate, schedule_s},
         check,
         o.common.json);
     if (o.percentiles && o.common.json) summary["percentiles"] = percentiles_json(s, config.mode);
