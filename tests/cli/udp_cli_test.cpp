@@ -224,6 +224,11 @@ BOOST_AUTO_TEST_CASE(every_client_model_times_datagrams_alike_and_none_reads_zer
     std::map<std::string, double> p50;
     for (const std::string& variant : kClients) p50[variant] = p50_of(variant);
     if (!p50.contains("io_uring")) return;  // this kernel refuses io_uring: no reference
+#ifdef MUXKIT_SANITIZED
+    // A sanitizer slows the readiness clients' system-call path far more than io_uring's batches
+    // (97 us against 27 us seen under ASan): the floor above is what holds there.
+    return;
+#endif
     for (const auto& [variant, value] : p50) {
         double reference = p50["io_uring"];
         if (value > 2 * reference || value < reference / 2) {  // a busy machine: measure both once more
